@@ -1,0 +1,38 @@
+"""The benchmarks run (on tiny inputs) and print their tables; speed is not asserted here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from dpe_tutorial import acquisition
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_acquisition_benchmark_prints_every_score(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_acquisition.py"),
+            "--sizes",
+            "300",
+            "--repeats",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert result.stdout.startswith("machine: ")
+    for name in acquisition.names():
+        assert name in result.stdout
+    report = json.loads(out.read_text())
+    assert {row["score"] for row in report["results"]} >= set(acquisition.names())
+    assert all(row["samples_per_s"] > 0 for row in report["results"])
