@@ -1,0 +1,249 @@
+"""Ensemble members: the CIFAR ResNet-18 and a small CNN for fast CPU runs.
+
+Each builder returns a functional ``keras.Model`` that maps images to logits.
+With ``members=1`` (the default) it is one plain network, shape
+``(batch, classes)``. With ``members=E`` it is E independent networks fused in
+one graph, shape ``(batch, E, classes)``: the input is repeated E times along
+the channels, every convolution is grouped (``groups=E``, so member e only
+sees its own channels), batch norm is per channel (so per member), and the
+classifier is a :class:`MemberDense`. This "grouped" layout runs the members
+as one wide network instead of E branches; the ensemble offers both.
+
+Kernels start from the He-by-fan-out prior N(0, 2 / fan_out) that the DPE
+penalty uses. Only ``keras.layers`` and ``keras.ops``: every backend works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import keras
+from keras import layers, ops
+
+MemberBuilder = Callable[..., keras.Model]
+
+
+def prior_initializer(members: int = 1) -> keras.initializers.Initializer:
+    """He initialisation by fan-out: draws kernels from the DPE prior N(0, 2 / fan_out).
+
+    Keras counts the fan-out of a grouped kernel over all E members' output
+    channels; scaling by E gives each member the variance 2 / fan_out of its
+    own kernel.
+    """
+    return keras.initializers.VarianceScaling(
+        2.0 * members, mode="fan_out", distribution="untruncated_normal"
+    )
+
+
+@keras.saving.register_keras_serializable(package="dpe_tutorial")
+class RepeatChannels(layers.Layer):
+    """Repeats the input E times along the channel axis: one copy per member."""
+
+    def __init__(self, members: int, **kwargs):
+        super().__init__(**kwargs)
+        self.members = members
+
+    def call(self, x):
+        return ops.tile(x, [1] * (len(x.shape) - 1) + [self.members])
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] * self.members)
+
+    def get_config(self):
+        return {**super().get_config(), "members": self.members}
+
+
+@keras.saving.register_keras_serializable(package="dpe_tutorial")
+class MemberDense(layers.Layer):
+    """E independent dense layers: ``(batch, E * d)`` features to ``(batch, E, units)``.
+
+    The kernel has shape ``(E, d, units)``: its leading axis is the member
+    axis, so the DPE penalty reads it as it is.
+    """
+
+    def __init__(self, members: int, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.members = members
+        self.units = units
+
+    def build(self, input_shape):
+        features = input_shape[-1] // self.members
+        self.kernel = self.add_weight(
+            shape=(self.members, features, self.units),
+            initializer=prior_initializer(self.members),
+            name="kernel",
+        )
+        self.bias = self.add_weight(
+            shape=(self.members, self.units), initializer="zeros", name="bias"
+        )
+
+    def call(self, x):
+        x = ops.reshape(x, (-1, self.members, x.shape[-1] // self.members))
+        return ops.einsum("bed,edu->beu", x, self.kernel) + self.bias
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.members, self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "members": self.members, "units": self.units}
+
+
+class _Stack:
+    """Layer factory for one builder call: plain layers, or grouped ones for E members."""
+
+    def __init__(self, members: int, dtype):
+        if members < 1:
+            raise ValueError(f"members must be at least 1, got {members}")
+        self.members = members
+        self.dtype = dtype
+
+    def conv(self, x, filters: int, kernel_size: int, strides: int = 1):
+        return layers.Conv2D(
+            filters * self.members,
+            kernel_size,
+            strides=strides,
+            padding="same",
+            use_bias=False,
+            groups=self.members,
+            kernel_initializer=prior_initializer(self.members),
+            dtype=self.dtype,
+        )(x)
+
+    def batch_norm(self, x):
+        return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=self.dtype)(x)
+
+    def relu(self, x):
+        return layers.ReLU(dtype=self.dtype)(x)
+
+    def head(self, x, n_classes: int):
+        """Global average pooling and the classifier, with float32 logits."""
+        x = layers.GlobalAveragePooling2D(dtype=self.dtype)(x)
+        if self.members == 1:
+            return layers.Dense(n_classes, kernel_initializer=prior_initializer(), dtype="float32")(
+                x
+            )
+        return MemberDense(self.members, n_classes, dtype="float32")(x)
+
+    def inputs(self, input_shape):
+        inputs = keras.Input(shape=tuple(input_shape))
+        x = inputs
+        if self.members > 1:
+            x = RepeatChannels(self.members, dtype=self.dtype)(x)
+        return inputs, x
+
+
+def _check_shapes(input_shape: Sequence[int], n_classes: int, width: int) -> None:
+    if len(input_shape) != 3 or any(int(d) <= 0 for d in input_shape):
+        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}")
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    if width < 1:
+        raise ValueError(f"width must be at least 1, got {width}")
+
+
+def resnet18(
+    input_shape: Sequence[int],
+    n_classes: int,
+    width: int = 64,
+    members: int = 1,
+    dtype=None,
+    name: str | None = None,
+) -> keras.Model:
+    """ResNet-18 with the CIFAR stem: a 3x3 stride-1 convolution and no max-pool.
+
+    Basic blocks [2, 2, 2, 2] with widths w, 2w, 4w, 8w (strides 1, 2, 2, 2),
+    batch norm, global average pooling and a dense classifier returning
+    logits. ``width=64`` is the standard network (11.2M parameters on
+    CIFAR-10); 4 to 16 keeps CPU tests and smoke runs fast. ``dtype`` is a
+    Keras dtype policy such as ``"mixed_bfloat16"``; the logits stay float32.
+    """
+    _check_shapes(input_shape, n_classes, width)
+    stack = _Stack(members, dtype)
+    inputs, x = stack.inputs(input_shape)
+    x = stack.relu(stack.batch_norm(stack.conv(x, width, 3)))
+    channels = width
+    for stage, filters in enumerate((width, 2 * width, 4 * width, 8 * width)):
+        for block in range(2):
+            strides = 2 if stage > 0 and block == 0 else 1
+            shortcut = x
+            y = stack.relu(stack.batch_norm(stack.conv(x, filters, 3, strides)))
+            y = stack.batch_norm(stack.conv(y, filters, 3))
+            if strides != 1 or channels != filters:
+                shortcut = stack.batch_norm(stack.conv(x, filters, 1, strides))
+            x = stack.relu(layers.Add(dtype=dtype)([y, shortcut]))
+            channels = filters
+    return keras.Model(inputs, stack.head(x, n_classes), name=name or "resnet18")
+
+
+def small_cnn(
+    input_shape: Sequence[int],
+    n_classes: int,
+    width: int = 16,
+    members: int = 1,
+    dtype=None,
+    name: str | None = None,
+) -> keras.Model:
+    """A small CNN for fast tests and smoke runs: three conv-BN-ReLU layers.
+
+    Widths w, 2w, 2w, the last two with stride 2, then global average pooling
+    and a dense classifier returning logits. Same arguments as :func:`resnet18`.
+    """
+    _check_shapes(input_shape, n_classes, width)
+    stack = _Stack(members, dtype)
+    inputs, x = stack.inputs(input_shape)
+    for filters, strides in ((width, 1), (2 * width, 2), (2 * width, 2)):
+        x = stack.relu(stack.batch_norm(stack.conv(x, filters, 3, strides)))
+    return keras.Model(inputs, stack.head(x, n_classes), name=name or "small_cnn")
+
+
+MEMBERS: dict[str, MemberBuilder] = {"resnet18": resnet18, "small_cnn": small_cnn}
+
+
+def get_member(name: str) -> MemberBuilder:
+    """The member builder called ``name`` (``"resnet18"`` or ``"small_cnn"``)."""
+    try:
+        return MEMBERS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown member architecture {name!r}; valid names are {', '.join(MEMBERS)}"
+        ) from None
+
+
+def register_member(name: str) -> Callable[[MemberBuilder], MemberBuilder]:
+    """Decorator that adds a member builder, so configs and saved models can name it.
+
+    The builder takes ``(input_shape, n_classes, width, members, dtype, name)``
+    like :func:`resnet18` and returns a model emitting logits; with
+    ``members > 1`` it may raise ``ValueError`` if it only supports branches.
+    """
+
+    def decorator(builder: MemberBuilder) -> MemberBuilder:
+        MEMBERS[name] = builder
+        return builder
+
+    return decorator
+
+
+def training_flops_per_image(model: keras.Model) -> float:
+    """Floating-point operations to train on one image: 3 x the forward multiply-adds x 2.
+
+    Counts convolutions and dense layers (the rest is negligible); the
+    backward pass costs about twice the forward one.
+    """
+    forward = 0.0
+    for layer in _leaf_layers(model):
+        if isinstance(layer, layers.Conv2D):
+            kh, kw, in_per_group, out = layer.kernel.shape
+            _, height, width, _ = layer.output.shape
+            forward += 2.0 * kh * kw * in_per_group * out * height * width
+        elif isinstance(layer, (layers.Dense, MemberDense)):
+            forward += 2.0 * float(ops.size(layer.kernel))
+    return 3.0 * forward
+
+
+def _leaf_layers(model: keras.Model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer

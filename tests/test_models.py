@@ -1,0 +1,106 @@
+"""Member architectures: shapes, the CIFAR stem, the grouped layout and FLOP counts."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from dpe_tutorial import models
+
+pytestmark = pytest.mark.keras_backend
+
+
+def test_resnet18_is_the_cifar_variant_with_the_standard_size():
+    model = models.resnet18((32, 32, 3), 10)
+    # the usual CIFAR ResNet-18: bias-free convs, batch norm, one dense layer
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == 11_173_962
+    convs = [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
+    stem = convs[0]
+    assert tuple(stem.kernel.shape) == (3, 3, 3, 64)
+    assert stem.strides == (1, 1)
+    assert not any(isinstance(layer, layers.MaxPooling2D) for layer in model.layers)
+    assert len(convs) == 1 + 16 + 3  # stem, two convs per block, three projection shortcuts
+    assert tuple(model.output.shape) == (None, 10)
+
+
+@pytest.mark.parametrize("builder", [models.resnet18, models.small_cnn])
+def test_any_input_shape_and_class_count(builder):
+    model = builder((20, 24, 1), 7, width=4)
+    out = model(np.zeros((2, 20, 24, 1), dtype="float32"))
+    assert tuple(out.shape) == (2, 7)
+
+
+@pytest.mark.parametrize("builder", [models.resnet18, models.small_cnn])
+def test_grouped_layout_is_e_copies_of_one_member(builder):
+    single = builder((16, 16, 3), 5, width=4)
+    grouped = builder((16, 16, 3), 5, width=4, members=3)
+    assert grouped.count_params() == 3 * single.count_params()
+    out = grouped(np.zeros((2, 16, 16, 3), dtype="float32"))
+    assert tuple(out.shape) == (2, 3, 5)
+    assert models.training_flops_per_image(grouped) == pytest.approx(
+        3 * models.training_flops_per_image(single)
+    )
+
+
+def test_grouped_members_are_independent():
+    model = models.small_cnn((12, 12, 3), 4, width=4, members=3)
+    x = np.random.default_rng(0).normal(size=(5, 12, 12, 3)).astype("float32")
+    before = keras.ops.convert_to_numpy(model(x))
+    # perturb member 0's block of every grouped kernel
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            kernel = keras.ops.convert_to_numpy(layer.kernel.value).copy()
+            block = kernel.shape[-1] // 3
+            kernel[..., :block] += 0.5
+            layer.kernel.assign(kernel)
+    after = keras.ops.convert_to_numpy(model(x))
+    assert not np.allclose(after[:, 0], before[:, 0])
+    np.testing.assert_array_equal(after[:, 1:], before[:, 1:])
+
+
+def test_kernels_start_from_the_he_fan_out_prior():
+    for members in (1, 4):
+        model = models.resnet18((32, 32, 3), 10, width=16, members=members)
+        layer = [x for x in model.layers if isinstance(x, layers.Conv2D)][-2]
+        kernel = keras.ops.convert_to_numpy(layer.kernel.value)
+        kh, kw, _, out = kernel.shape
+        prior_var = 2.0 / (kh * kw * out // members)
+        # Keras rescales its truncated normal so that the variance is the target one
+        assert kernel.var() == pytest.approx(prior_var, rel=0.05)
+
+
+def test_training_flops_of_resnet18_on_cifar():
+    flops = models.training_flops_per_image(models.resnet18((32, 32, 3), 10))
+    # 0.56 G multiply-adds forward, x2 FLOPs per multiply-add, x3 for training
+    assert flops == pytest.approx(3 * 2 * 0.5566e9, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (((32, 32), 10), "input_shape must be"),
+        (((32, 32, 3), 1), "n_classes must be at least 2"),
+        (((32, 32, 3), 10, 0), "width must be at least 1"),
+    ],
+)
+def test_bad_shapes_raise(args, message):
+    with pytest.raises(ValueError, match=message):
+        models.small_cnn(*args)
+
+
+def test_member_registry():
+    assert models.get_member("resnet18") is models.resnet18
+    with pytest.raises(ValueError, match=r"unknown member architecture 'vgg'.*resnet18, small_cnn"):
+        models.get_member("vgg")
+
+    @models.register_member("tiny_test_member")
+    def tiny(input_shape, n_classes, width=2, members=1, dtype=None, name=None):
+        return models.small_cnn(input_shape, n_classes, width, members, dtype, name)
+
+    try:
+        assert models.get_member("tiny_test_member") is tiny
+    finally:
+        del models.MEMBERS["tiny_test_member"]
