@@ -15,7 +15,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-_SUBMODULES = ("acquisition", "kl")
+_SUBMODULES = ("acquisition", "ensemble", "kl", "models")
 
 __all__ = ["__version__", *_SUBMODULES]
 

@@ -48,3 +48,32 @@ def backend_compiled(fn):
 
         return jax.jit(fn)
     pytest.skip(f"backend {name} has no tracing compiler used by Keras")
+
+
+def backend_gradients(fn, variables) -> list[np.ndarray]:
+    """Gradients of the scalar fn() with respect to Keras variables, on the current backend."""
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            value = fn()
+        grads = tape.gradient(value, [v.value for v in variables])
+        # TensorFlow gives None for a variable the value does not depend on
+        return [
+            np.zeros(v.shape) if g is None else np.asarray(g)
+            for v, g in zip(variables, grads, strict=True)
+        ]
+    if name == "jax":
+        import jax
+
+        def stateless(values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+                return fn()
+
+        return [np.asarray(g) for g in jax.grad(stateless)([v.value for v in variables])]
+    if name == "torch":
+        value = fn()
+        value.backward()
+        return [v.value.grad.numpy() for v in variables]
+    pytest.skip(f"backend {name} has no autodiff")

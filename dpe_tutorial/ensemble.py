@@ -1,0 +1,389 @@
+"""The deep probabilistic ensemble: E members trained jointly with the DPE objective.
+
+The objective is the sum over members of the cross-entropy (a batch mean,
+computed from float32 logits) plus beta times the KL penalty summed over every
+regularised weight tensor: each conv and dense kernel, read across the
+members, against its He-by-fan-out prior N(0, 2 / fan_out), and optionally the
+batch-norm scales and offsets against N(1, 0.01) and N(0, 0.01) as in the
+papers. Biases are not regularised.
+
+On beta: the negative ELBO of the labelled set of size N is
+N * E_q[mean cross-entropy] + KL(q || p). The ensemble estimates the
+expectation by the mean over its E members; multiplying by E / N gives
+sum_e mean CE_e + (E / N) KL, which is this objective with beta = E / N.
+``beta="elbo"`` uses that value (the seed post fixes beta = 1e-5 instead).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from . import kl, models
+
+LAYOUTS = ("branches", "grouped")
+BATCHNORM_PRIOR_VARIANCE = 0.01  # the papers' prior on batch-norm scales and offsets
+
+
+@dataclass(frozen=True)
+class RegularisedWeight:
+    """One weight tensor read across the members, with its prior."""
+
+    name: str
+    variables: tuple  # the Keras variables it is read from: one per member, or one grouped
+    member_values: Callable[[], object]  # returns the (members, *shape) tensor, read now
+    prior_var: float
+    prior_mean: float
+
+
+@keras.saving.register_keras_serializable(package="dpe_tutorial")
+class DeepProbabilisticEnsemble(keras.Model):
+    """An ensemble of E networks whose output stacks their logits to ``(batch, E, classes)``.
+
+    Args:
+        input_shape: ``(height, width, channels)`` of the images.
+        n_classes: number of classes.
+        n_members: E, the number of members (at least 2 when beta > 0).
+        member: name of a member builder in :mod:`dpe_tutorial.models`
+            (``"resnet18"``, ``"small_cnn"``, or one added with
+            :func:`~dpe_tutorial.models.register_member`).
+        member_kwargs: extra arguments for the builder, such as ``{"width": 16}``.
+        layout: ``"branches"`` builds E separate member networks side by side
+            (what the seed did); ``"grouped"`` fuses them into one network
+            with grouped convolutions. Same model, different speed.
+        beta: weight of the KL penalty: a number >= 0 (0 is a plain
+            ensemble) or ``"elbo"`` for E / N (module docstring).
+        kl_form: ``"forward"``, ``"reverse"`` or ``"paper"`` (:mod:`dpe_tutorial.kl`).
+        regularize_batchnorm: also put the papers' priors on batch-norm
+            scales (mean 1) and offsets (mean 0), variance 0.01.
+        mixed_precision: compute in bfloat16 (for GPUs); variables, logits
+            and the loss stay float32.
+        labeled_size: N for ``beta="elbo"``. When None, ``fit`` takes the
+            number of training samples it is given.
+
+    Compile it with an optimizer only: the loss is the DPE objective. Training
+    reports ``cross_entropy``, ``kl`` (the unweighted penalty), ``beta``,
+    ``ensemble_accuracy`` (of the mean prediction) and ``member_accuracy``.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        n_classes: int,
+        n_members: int = 8,
+        member: str = "resnet18",
+        member_kwargs: dict | None = None,
+        layout: str = "branches",
+        beta: float | str = "elbo",
+        kl_form: str = "forward",
+        regularize_batchnorm: bool = True,
+        mixed_precision: bool = False,
+        labeled_size: int | None = None,
+        **kwargs,
+    ):
+        kwargs.setdefault("name", "deep_probabilistic_ensemble")
+        super().__init__(**kwargs)
+        _check_config(n_members, layout, beta, kl_form, labeled_size)
+        builder = models.get_member(member)
+        self.image_shape = tuple(int(d) for d in input_shape)
+        self.n_classes = int(n_classes)
+        self.n_members = int(n_members)
+        self.member = member
+        self.member_kwargs = dict(member_kwargs or {})
+        self.layout = layout
+        self.beta = beta
+        self.kl_form = kl_form
+        self.regularize_batchnorm = bool(regularize_batchnorm)
+        self.mixed_precision = bool(mixed_precision)
+        self.labeled_size = None
+
+        dtype = "mixed_bfloat16" if self.mixed_precision else None
+        build_args = (self.image_shape, self.n_classes)
+        if layout == "branches":
+            self.members = [
+                builder(
+                    *build_args, members=1, dtype=dtype, name=f"member_{e}", **self.member_kwargs
+                )
+                for e in range(self.n_members)
+            ]
+            self.regularised = _branch_weights(self.members, self.regularize_batchnorm)
+        else:
+            self.body = builder(
+                *build_args,
+                members=self.n_members,
+                dtype=dtype,
+                name="members",
+                **self.member_kwargs,
+            )
+            self.regularised = _grouped_weights(
+                self.body, self.n_members, self.regularize_batchnorm
+            )
+
+        # A variable, not a Python number: the compiled train step reads its
+        # current value, so set_labeled_size works without recompiling.
+        self.beta_variable = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="beta", dtype="float32"
+        )
+        if beta != "elbo":
+            self.beta_variable.assign(float(beta))
+        if labeled_size is not None:
+            self.set_labeled_size(labeled_size)
+
+        self.cross_entropy_tracker = keras.metrics.Mean(name="cross_entropy")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.beta_tracker = keras.metrics.Mean(name="beta")
+        self.ensemble_accuracy_tracker = keras.metrics.Mean(name="ensemble_accuracy")
+        self.member_accuracy_tracker = keras.metrics.Mean(name="member_accuracy")
+        self.build((None, *self.image_shape))
+
+    # -- the model ---------------------------------------------------------
+
+    def build(self, input_shape):
+        # every variable was created with the members in __init__
+        self.built = True
+
+    def call(self, inputs, training=False):
+        if self.layout == "branches":
+            return ops.stack([m(inputs, training=training) for m in self.members], axis=1)
+        return self.body(inputs, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.n_members, self.n_classes)
+
+    def set_labeled_size(self, n: int) -> None:
+        """Set N, the labelled-set size; with ``beta="elbo"`` beta becomes E / N."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"labeled_size must be a positive integer, got {n!r}")
+        self.labeled_size = int(n)
+        if self.beta == "elbo":
+            self.beta_variable.assign(self.n_members / self.labeled_size)
+
+    # -- the objective -----------------------------------------------------
+
+    def kl_penalty(self):
+        """The KL penalty summed over every regularised weight tensor (no beta)."""
+        total = ops.zeros((), dtype="float32")
+        for weight in self.regularised:
+            total = total + kl.gaussian_kl(
+                weight.member_values(),
+                weight.prior_var,
+                weight.prior_mean,
+                form=self.kl_form,
+                validate=False,  # runs every step; traced values cannot be checked anyway
+            )
+        return total
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        logits = ops.cast(y_pred, "float32")
+        labels = ops.cast(ops.reshape(y, (-1,)), "int32")
+        per_member = keras.losses.sparse_categorical_crossentropy(
+            ops.repeat(ops.expand_dims(labels, 1), self.n_members, axis=1),
+            logits,
+            from_logits=True,
+        )  # (batch, members)
+        if sample_weight is None:
+            cross_entropy = ops.sum(ops.mean(per_member, axis=0))
+        else:
+            weights = ops.cast(ops.reshape(sample_weight, (-1, 1)), "float32")
+            cross_entropy = ops.sum(per_member * weights) / ops.maximum(ops.sum(weights), 1e-12)
+        penalty = self.kl_penalty()
+        beta = ops.cast(self.beta_variable.value, "float32")
+        loss = cross_entropy + beta * penalty
+
+        ensemble_prediction = ops.argmax(ops.mean(ops.softmax(logits, axis=-1), axis=1), axis=-1)
+        member_predictions = ops.argmax(logits, axis=-1)
+        self.cross_entropy_tracker.update_state(cross_entropy)
+        self.kl_tracker.update_state(penalty)
+        self.beta_tracker.update_state(beta)
+        self.ensemble_accuracy_tracker.update_state(
+            ops.mean(ops.cast(ops.equal(ensemble_prediction, labels), "float32"))
+        )
+        self.member_accuracy_tracker.update_state(
+            ops.mean(ops.cast(ops.equal(member_predictions, ops.expand_dims(labels, 1)), "float32"))
+        )
+        return loss
+
+    def compile(self, optimizer="adam", loss=None, **kwargs):
+        """Compile with an optimizer; the loss is the DPE objective and cannot be replaced."""
+        if loss is not None:
+            raise ValueError(
+                "DeepProbabilisticEnsemble has its objective built in; compile it without `loss`"
+            )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips compiling on load when compile() is overridden; ours only adds a check
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        if self.beta == "elbo" and self.labeled_size is None:
+            n = _sample_count(x)
+            if n is None:
+                raise ValueError(
+                    'beta="elbo" needs the labelled-set size N: pass labeled_size= or call '
+                    "set_labeled_size(n) before fitting on a dataset or generator"
+                )
+            held_out = kwargs.get("validation_split") or 0.0
+            self.set_labeled_size(max(1, int(n * (1.0 - held_out))))
+        return super().fit(x, y, *args, **kwargs)
+
+    # -- prediction --------------------------------------------------------
+
+    def predict_members(self, x, batch_size: int = 256) -> np.ndarray:
+        """Member probabilities, shape ``(n, members, classes)``, float32, for acquisition."""
+        logits = np.asarray(self.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+        logits -= logits.max(axis=-1, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=-1, keepdims=True)
+        return logits
+
+    # -- saving ------------------------------------------------------------
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "input_shape": list(self.image_shape),
+            "n_classes": self.n_classes,
+            "n_members": self.n_members,
+            "member": self.member,
+            "member_kwargs": self.member_kwargs,
+            "layout": self.layout,
+            "beta": self.beta,
+            "kl_form": self.kl_form,
+            "regularize_batchnorm": self.regularize_batchnorm,
+            "mixed_precision": self.mixed_precision,
+            "labeled_size": self.labeled_size,
+        }
+
+
+def _check_config(n_members, layout, beta, kl_form, labeled_size) -> None:
+    if isinstance(n_members, bool) or not isinstance(n_members, (int, np.integer)):
+        raise ValueError(f"n_members must be an integer, got {n_members!r}")
+    if n_members < 1:
+        raise ValueError(f"n_members must be at least 1, got {n_members}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; valid layouts are {', '.join(LAYOUTS)}")
+    if kl_form not in kl.FORMS:
+        raise ValueError(f"unknown kl_form {kl_form!r}; valid forms are {', '.join(kl.FORMS)}")
+    if beta != "elbo":
+        if isinstance(beta, (bool, str)) or not isinstance(beta, (int, float, np.number)):
+            raise ValueError(f'beta must be a number >= 0 or "elbo", got {beta!r}')
+        if not math.isfinite(beta) or beta < 0:
+            raise ValueError(f'beta must be a finite number >= 0 or "elbo", got {beta!r}')
+    if n_members < 2 and beta != 0:
+        raise ValueError(
+            f"the KL penalty needs at least 2 members (got n_members={n_members}); "
+            "use beta=0 for a single network"
+        )
+    if labeled_size is not None and (
+        isinstance(labeled_size, bool)
+        or not isinstance(labeled_size, (int, np.integer))
+        or labeled_size < 1
+    ):
+        raise ValueError(f"labeled_size must be a positive integer, got {labeled_size!r}")
+
+
+def _sample_count(x) -> int | None:
+    """Number of samples in array-like x, or None for datasets and generators."""
+    if isinstance(x, dict):
+        x = next(iter(x.values()), None)
+    shape = getattr(x, "shape", None)
+    if shape is not None and len(shape) > 0 and shape[0] is not None:
+        return int(shape[0])
+    return None
+
+
+def _leaves(model: keras.Model):
+    return list(models._leaf_layers(model))
+
+
+def _layer_priors(layer, regularize_batchnorm: bool):
+    """(variable, prior shape for He variance or None for batch norm, prior mean) of a layer."""
+    if isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv3D, layers.Dense)):
+        yield layer.kernel, 0.0
+    elif isinstance(layer, models.MemberDense):
+        yield layer.kernel, 0.0
+    elif isinstance(layer, layers.BatchNormalization) and regularize_batchnorm:
+        if layer.gamma is not None:
+            yield layer.gamma, 1.0
+        if layer.beta is not None:
+            yield layer.beta, 0.0
+
+
+def _branch_weights(members: list, regularize_batchnorm: bool) -> list[RegularisedWeight]:
+    per_member = [
+        [item for layer in _leaves(m) for item in _layer_priors(layer, regularize_batchnorm)]
+        for m in members
+    ]
+    if len({len(items) for items in per_member}) != 1:
+        raise ValueError("ensemble members must have the same architecture")
+    weights = []
+    for corresponding in zip(*per_member, strict=True):
+        variables = [variable for variable, _ in corresponding]
+        shapes = {tuple(v.shape) for v in variables}
+        if len(shapes) != 1:
+            raise ValueError(f"members' corresponding weights differ in shape: {shapes}")
+        variable, prior_mean = corresponding[0]
+        weights.append(
+            RegularisedWeight(
+                name=variable.path,
+                variables=tuple(variables),
+                member_values=lambda vs=tuple(variables): ops.stack([v.value for v in vs], axis=0),
+                prior_var=_prior_variance(tuple(variable.shape)),
+                prior_mean=prior_mean,
+            )
+        )
+    return weights
+
+
+def _grouped_weights(body, n_members: int, regularize_batchnorm: bool) -> list[RegularisedWeight]:
+    weights = []
+    for layer in _leaves(body):
+        for variable, prior_mean in _layer_priors(layer, regularize_batchnorm):
+            shape = tuple(variable.shape)
+            if isinstance(layer, models.MemberDense):
+                member_shape, to_members = shape[1:], _as_is
+            elif variable is getattr(layer, "kernel", None):
+                # grouped kernel (..., in_per_member, E * out): member e owns the e-th block of out
+                member_shape = (*shape[:-1], shape[-1] // n_members)
+                to_members = _split_last_axis(n_members)
+            else:  # batch-norm vector of E * channels, member-major
+                member_shape = (shape[0] // n_members,)
+                to_members = _split_last_axis(n_members)
+            weights.append(
+                RegularisedWeight(
+                    name=variable.path,
+                    variables=(variable,),
+                    member_values=lambda v=variable, f=to_members: f(v.value),
+                    prior_var=_prior_variance(member_shape),
+                    prior_mean=prior_mean,
+                )
+            )
+    return weights
+
+
+def _as_is(values):
+    return values
+
+
+def _split_last_axis(n_members: int):
+    def split(values):
+        shape = tuple(values.shape)
+        blocks = ops.reshape(values, (*shape[:-1], n_members, shape[-1] // n_members))
+        return ops.moveaxis(blocks, -2, 0)
+
+    return split
+
+
+def _prior_variance(member_shape: tuple) -> float:
+    if len(member_shape) == 1:  # batch-norm scale or offset
+        return BATCHNORM_PRIOR_VARIANCE
+    return kl.he_prior_variance(member_shape)
