@@ -166,8 +166,13 @@ class DeepProbabilisticEnsemble(keras.Model):
     # -- the objective -----------------------------------------------------
 
     def kl_penalty(self):
-        """The KL penalty summed over every regularised weight tensor (no beta)."""
+        """The KL penalty summed over every regularised weight tensor (no beta).
+
+        Zero for a single network (beta must then be 0): one member has no spread.
+        """
         total = ops.zeros((), dtype="float32")
+        if self.n_members < 2:
+            return total
         for weight in self.regularised:
             total = total + kl.gaussian_kl(
                 weight.member_values(),

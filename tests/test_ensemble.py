@@ -288,11 +288,15 @@ def test_bad_configurations_raise(kwargs, message):
         make(**kwargs)
 
 
-def test_a_single_network_is_allowed_without_the_penalty():
+def test_a_single_network_trains_without_the_penalty(digits):
+    images, labels = digits
     model = make(n_members=1, beta=0.0)
-    assert model.regularised  # the weights are listed; the penalty is simply unused
-    out = numpy_of(model(np.zeros((2, *SHAPE), dtype="float32")))
+    assert float(numpy_of(model.kl_penalty())) == 0.0
+    out = numpy_of(model(images[:2]))
     assert out.shape == (2, 1, N_CLASSES)
+    model.compile(keras.optimizers.SGD(0.01))
+    history = model.fit(images[:64], labels[:64], epochs=1, batch_size=32, verbose=0)
+    assert history.history["kl"] == [0.0]
 
 
 def test_compile_rejects_a_loss():
