@@ -1,0 +1,42 @@
+"""Atomic file writes: a reader (or a crash) never sees a half-written file."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+
+def atomic_write(path, content: str | bytes | Callable[[BinaryIO], object]) -> None:
+    """Write ``content`` to ``path`` through a temporary file in the same folder and a rename.
+
+    ``content`` is text (UTF-8), bytes, or a function that writes into the
+    binary handle it is given (``np.savez``, ``figure.savefig``). Parent
+    folders are created. A failure leaves the old file, if any, in place and
+    no temporary file behind. The file gets the permissions a plain
+    ``open()`` would give (``mkstemp`` would make it private).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            if isinstance(content, str):
+                handle.write(content.encode("utf-8"))
+            elif isinstance(content, bytes):
+                handle.write(content)
+            elif callable(content):
+                content(handle)
+            else:
+                raise TypeError(
+                    f"cannot write {type(content).__name__}: give str, bytes or a writer"
+                )
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
