@@ -65,6 +65,12 @@ class DeepProbabilisticEnsemble(keras.Model):
             and the loss stay float32.
         labeled_size: N for ``beta="elbo"``. When None, ``fit`` takes the
             number of training samples it is given.
+        input_mean, input_std: per-channel statistics of the training images
+            (pixel units); inputs, which may be ``uint8``, are standardised
+            with them inside the model, so raw images go in everywhere.
+        augment: when training, pad by 4 pixels, crop back at random and flip
+            horizontally (Keras preprocessing layers: on the device, every
+            backend). Never applied when predicting or evaluating.
 
     Compile it with an optimizer only: the loss is the DPE objective. Training
     reports ``cross_entropy``, ``kl`` (the unweighted penalty), ``beta``,
@@ -84,6 +90,9 @@ class DeepProbabilisticEnsemble(keras.Model):
         regularize_batchnorm: bool = True,
         mixed_precision: bool = False,
         labeled_size: int | None = None,
+        input_mean: Sequence[float] | None = None,
+        input_std: Sequence[float] | None = None,
+        augment: bool = False,
         **kwargs,
     ):
         kwargs.setdefault("name", "deep_probabilistic_ensemble")
@@ -101,6 +110,18 @@ class DeepProbabilisticEnsemble(keras.Model):
         self.regularize_batchnorm = bool(regularize_batchnorm)
         self.mixed_precision = bool(mixed_precision)
         self.labeled_size = None
+        self.input_mean, self.input_std = _check_statistics(input_mean, input_std, input_shape)
+        self.augment = bool(augment)
+        if self.augment:
+            height, width = self.image_shape[:2]
+            self.augmentation = keras.Sequential(
+                [
+                    layers.ZeroPadding2D(4),
+                    layers.RandomCrop(height, width),
+                    layers.RandomFlip("horizontal"),
+                ],
+                name="augmentation",
+            )
 
         dtype = "mixed_bfloat16" if self.mixed_precision else None
         build_args = (self.image_shape, self.n_classes)
@@ -148,6 +169,13 @@ class DeepProbabilisticEnsemble(keras.Model):
         self.built = True
 
     def call(self, inputs, training=False):
+        inputs = ops.cast(inputs, "float32")
+        if self.input_mean is not None:
+            inputs = (inputs - np.asarray(self.input_mean, "float32")) / np.asarray(
+                self.input_std, "float32"
+            )
+        if training and self.augment:
+            inputs = self.augmentation(inputs, training=True)
         if self.layout == "branches":
             return ops.stack([m(inputs, training=training) for m in self.members], axis=1)
         return self.body(inputs, training=training)
@@ -266,6 +294,9 @@ class DeepProbabilisticEnsemble(keras.Model):
             "regularize_batchnorm": self.regularize_batchnorm,
             "mixed_precision": self.mixed_precision,
             "labeled_size": self.labeled_size,
+            "input_mean": self.input_mean,
+            "input_std": self.input_std,
+            "augment": self.augment,
         }
 
 
@@ -294,6 +325,21 @@ def _check_config(n_members, layout, beta, kl_form, labeled_size) -> None:
         or labeled_size < 1
     ):
         raise ValueError(f"labeled_size must be a positive integer, got {labeled_size!r}")
+
+
+def _check_statistics(mean, std, input_shape):
+    if mean is None and std is None:
+        return None, None
+    if mean is None or std is None:
+        raise ValueError("give both input_mean and input_std, or neither")
+    channels = int(input_shape[-1])
+    mean = [float(v) for v in np.ravel(mean)]
+    std = [float(v) for v in np.ravel(std)]
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(f"input_mean and input_std need one value per channel ({channels})")
+    if not all(math.isfinite(v) for v in mean) or not all(math.isfinite(v) and v > 0 for v in std):
+        raise ValueError("input_mean must be finite and input_std positive and finite")
+    return mean, std
 
 
 def _sample_count(x) -> int | None:

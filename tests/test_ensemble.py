@@ -237,7 +237,15 @@ def test_training_on_digits_scores_far_above_chance(layout, digits):
 @pytest.mark.parametrize("layout", ["branches", "grouped"])
 def test_save_and_load_round_trip(layout, tmp_path, digits):
     images, labels = digits
-    model = make(layout, beta="elbo", kl_form="paper", labeled_size=64)
+    model = make(
+        layout,
+        beta="elbo",
+        kl_form="paper",
+        labeled_size=64,
+        input_mean=[0.4],
+        input_std=[0.3],
+        augment=True,
+    )
     model.compile(keras.optimizers.SGD(0.01))
     model.fit(images[:64], labels[:64], epochs=1, batch_size=32, verbose=0)  # moves BN statistics
     path = tmp_path / "ensemble.keras"
@@ -302,3 +310,46 @@ def test_a_single_network_trains_without_the_penalty(digits):
 def test_compile_rejects_a_loss():
     with pytest.raises(ValueError, match="objective built in"):
         make().compile(optimizer="sgd", loss="mse")
+
+
+def test_inputs_are_standardised_inside_the_model():
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 256, size=(6, *SHAPE)).astype("uint8")
+    mean, std = [120.0], [60.0]
+    with_stats = make(input_mean=mean, input_std=std)
+    plain = make()
+    plain.set_weights(with_stats.get_weights())
+    standardised = (raw.astype("float32") - 120.0) / 60.0
+    np.testing.assert_allclose(
+        numpy_of(with_stats(raw)), numpy_of(plain(standardised)), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_augmentation_only_when_training():
+    rng = np.random.default_rng(1)
+    x = rng.random((8, *SHAPE), dtype=np.float32)
+    augmented = make(augment=True)
+    # training-mode outputs differ between calls only through random crops and flips
+    assert not np.allclose(
+        numpy_of(augmented(x, training=True)), numpy_of(augmented(x, training=True))
+    )
+    np.testing.assert_array_equal(
+        numpy_of(augmented(x, training=False)), numpy_of(augmented(x, training=False))
+    )
+    plain = make(augment=False)
+    np.testing.assert_array_equal(
+        numpy_of(plain(x, training=True)), numpy_of(plain(x, training=True))
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"input_mean": [1.0]}, "both input_mean and input_std"),
+        ({"input_mean": [1.0, 2.0], "input_std": [1.0, 1.0]}, "one value per channel"),
+        ({"input_mean": [1.0], "input_std": [0.0]}, "input_std positive"),
+    ],
+)
+def test_bad_input_statistics_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make(**kwargs)
