@@ -1,0 +1,594 @@
+"""Experiments: a validated config, named presets, and ``run_experiment`` with its results folder.
+
+A run is one method (acquisition score, beta, KL form) over one or more
+trials. ``run_experiment(config, out_dir)`` writes:
+
+- ``config.json``: the resolved config and provenance (dataset, package and
+  library versions, backend, device, git commit, start and end times);
+- ``results.csv``: one row per trial and round;
+- ``rounds/trial{t}_round{r}.npz``: the labelled indices of the round, the
+  indices acquired after it with their scores, the scores of the whole
+  unlabelled pool and the mean test prediction (for the book's figures);
+- ``checkpoints/trial{t}.json``: what a rerun resumes from.
+
+Every file is written atomically; rerunning into the same folder resumes, and
+a folder that holds another config is refused, never overwritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import acquisition, active, data, kl, models
+from .files import atomic_write
+
+DATASETS = ("digits", "cifar10", "image_folder")
+OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("cosine", "constant")
+LAYOUTS = ("branches", "grouped")
+RESULT_COLUMNS = (
+    "trial",
+    "round",
+    "n_labeled",
+    "acquisition",
+    "ensemble_accuracy",
+    "mean_member_accuracy",
+    "nll",
+    "ece",
+    "train_seconds",
+    "acquire_seconds",
+)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that defines a run. Build it with :meth:`from_dict` to validate it."""
+
+    dataset: str = "digits"
+    data_path: str | None = None
+    train_subset: int | None = None
+    test_subset: int | None = None
+    schedule: str | tuple[int, ...] = "linear-4"
+    budget: int = 400
+    members: int = 4
+    member: str = "small_cnn"
+    width: int = 8
+    layout: str = "branches"
+    beta: float | str = "elbo"
+    kl_form: str = "forward"
+    regularize_batchnorm: bool = True
+    acquisition: str = "predictive_entropy"
+    epochs: int = 15
+    batch_size: int = 32
+    optimizer: str = "sgd"
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_schedule: str = "cosine"
+    augment: bool = False
+    mixed_precision: bool = False
+    trials: int = 1
+    seed: int = 0
+    eval_batch_size: int = 512
+    name: str = ""
+
+    def __post_init__(self):
+        _validate(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ExperimentConfig:
+        if not isinstance(values, dict):
+            raise ValueError(
+                f"a config must be a mapping of field: value, got {type(values).__name__}"
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            valid = ", ".join(sorted(known))
+            raise ValueError(
+                f"unknown config field(s) {', '.join(unknown)}; valid fields are {valid}"
+            )
+        values = dict(values)
+        if isinstance(values.get("schedule"), list):
+            values["schedule"] = tuple(values["schedule"])
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path) -> ExperimentConfig:
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        try:
+            values = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            raise ValueError(f"config file {path} is not valid YAML: {error}") from None
+        return cls.from_dict(values or {})
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        if isinstance(values["schedule"], tuple):
+            values["schedule"] = list(values["schedule"])
+        return values
+
+    def with_overrides(self, assignments: list[str]) -> ExperimentConfig:
+        """A copy with ``key=value`` assignments applied (values parsed as YAML)."""
+        import yaml
+
+        values = self.to_dict()
+        for assignment in assignments:
+            key, sep, text = assignment.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"--set takes key=value, got {assignment!r}")
+            try:
+                values[key.strip()] = yaml.safe_load(text) if text.strip() else None
+            except yaml.YAMLError:
+                raise ValueError(f"cannot parse the value in {assignment!r}") from None
+        return ExperimentConfig.from_dict(values)
+
+    @property
+    def method(self) -> str:
+        """A short label for plots: which method this run is."""
+        if self.acquisition == "random":
+            return "random"
+        if self.beta == 0:
+            return f"ensemble ({self.acquisition})"
+        beta = "elbo" if self.beta == "elbo" else f"{self.beta:g}"
+        return f"DPE {self.kl_form}, beta={beta} ({self.acquisition})"
+
+
+PRESETS: dict[str, dict] = {
+    # scikit-learn's digits: offline anywhere, under a minute on 2 cores
+    "smoke": {
+        "name": "smoke",
+        "dataset": "digits",
+        "schedule": "linear-4",
+        "budget": 400,
+        "members": 4,
+        "member": "small_cnn",
+        "width": 8,
+        "epochs": 15,
+        "batch_size": 32,
+        "learning_rate": 0.05,
+    },
+    # a CIFAR-10 subset with narrow ResNet-18 members: minutes on a CPU
+    "cifar10-smoke": {
+        "name": "cifar10-smoke",
+        "dataset": "cifar10",
+        "train_subset": 5000,
+        "test_subset": 1000,
+        "schedule": "linear-4",
+        "budget": 1000,
+        "members": 4,
+        "member": "resnet18",
+        "width": 4,
+        "epochs": 10,
+        "batch_size": 64,
+        "learning_rate": 0.05,
+        "augment": True,
+    },
+    # the papers' protocol: 8 ResNet-18 members, 4k/8k/12k/16k labels (a GPU job)
+    "linear-4": {
+        "name": "linear-4",
+        "dataset": "cifar10",
+        "schedule": "linear-4",
+        "budget": 16000,
+        "members": 8,
+        "member": "resnet18",
+        "width": 64,
+        "acquisition": "predictive_entropy",
+        "epochs": 100,
+        "batch_size": 128,
+        "learning_rate": 0.1,
+        "augment": True,
+        "mixed_precision": True,
+        "eval_batch_size": 1024,
+    },
+}
+
+
+def preset(name: str) -> ExperimentConfig:
+    try:
+        return ExperimentConfig.from_dict(PRESETS[name])
+    except KeyError:
+        raise ValueError(
+            f"unknown preset {name!r}; valid presets are {', '.join(PRESETS)}"
+        ) from None
+
+
+def _validate(config: ExperimentConfig) -> None:
+    def fail(name, allowed, value):
+        raise ValueError(f"config field {name!r} must be {allowed}, got {value!r}")
+
+    def whole(name, minimum=1, optional=False):
+        value = getattr(config, name)
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            fail(name, f"a whole number >= {minimum}" + (" or null" if optional else ""), value)
+
+    def number(name, minimum=0.0, strict=False):
+        value = getattr(config, name)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            fail(name, "a finite number", value)
+        if value < minimum or (strict and value == minimum):
+            fail(name, f"a number {'>' if strict else '>='} {minimum}", value)
+
+    def choice(name, allowed):
+        value = getattr(config, name)
+        if value not in allowed:
+            fail(name, f"one of {', '.join(allowed)}", value)
+
+    def flag(name):
+        if not isinstance(getattr(config, name), bool):
+            fail(name, "true or false", getattr(config, name))
+
+    choice("dataset", DATASETS)
+    if config.data_path is not None and not isinstance(config.data_path, str):
+        fail("data_path", "a path or null", config.data_path)
+    if config.dataset == "digits" and config.data_path:
+        fail("data_path", "null for dataset digits (it ships with scikit-learn)", config.data_path)
+    if config.dataset == "image_folder" and not config.data_path:
+        fail("data_path", "the image folder or zip (required for dataset image_folder)", None)
+    whole("train_subset", optional=True)
+    whole("test_subset", optional=True)
+    whole("budget")
+    try:
+        active.schedule(
+            config.schedule if isinstance(config.schedule, str) else list(config.schedule),
+            config.budget,
+        )
+    except ValueError as error:
+        fail("schedule", f"a valid schedule for budget {config.budget} ({error})", config.schedule)
+    whole("members")
+    choice("member", tuple(models.MEMBERS))
+    whole("width")
+    choice("layout", LAYOUTS)
+    if config.beta != "elbo":
+        if isinstance(config.beta, (bool, str)) or not isinstance(config.beta, (int, float)):
+            fail("beta", 'a number >= 0 or "elbo"', config.beta)
+        number("beta")
+    if config.members < 2 and config.beta != 0:
+        fail(
+            "members",
+            "at least 2 when beta is not 0 (the KL penalty needs a spread)",
+            config.members,
+        )
+    choice("kl_form", kl.FORMS)
+    flag("regularize_batchnorm")
+    choice("acquisition", acquisition.names())
+    whole("epochs")
+    whole("batch_size")
+    choice("optimizer", OPTIMIZERS)
+    number("learning_rate", strict=True)
+    number("momentum")
+    number("weight_decay")
+    choice("lr_schedule", LR_SCHEDULES)
+    flag("augment")
+    flag("mixed_precision")
+    whole("trials")
+    whole("seed", minimum=0)
+    whole("eval_batch_size")
+    if not isinstance(config.name, str):
+        fail("name", "a string", config.name)
+
+
+# -- running -----------------------------------------------------------------
+
+
+class EnsembleLearner(active.Learner):
+    """A fresh DeepProbabilisticEnsemble per round, trained as the config says."""
+
+    def __init__(self, config: ExperimentConfig, input_shape, n_classes, mean, std, quiet: bool):
+        self.config = config
+        self.input_shape = input_shape
+        self.n_classes = n_classes
+        self.mean, self.std = mean, std
+        self.quiet = quiet
+        self.model = None
+
+    def fit(self, images, labels):
+        from .ensemble import DeepProbabilisticEnsemble
+
+        c = self.config
+        self.model = DeepProbabilisticEnsemble(
+            self.input_shape,
+            self.n_classes,
+            n_members=c.members,
+            member=c.member,
+            member_kwargs={"width": c.width},
+            layout=c.layout,
+            beta=c.beta,
+            kl_form=c.kl_form,
+            regularize_batchnorm=c.regularize_batchnorm,
+            mixed_precision=c.mixed_precision,
+            labeled_size=len(images),
+            input_mean=self.mean,
+            input_std=self.std,
+            augment=c.augment,
+        )
+        steps = math.ceil(len(images) / c.batch_size) * c.epochs
+        rate = c.learning_rate
+        if c.lr_schedule == "cosine":
+            rate = keras.optimizers.schedules.CosineDecay(c.learning_rate, decay_steps=steps)
+        decay = c.weight_decay or None
+        if c.optimizer == "sgd":
+            optimizer = keras.optimizers.SGD(rate, momentum=c.momentum, weight_decay=decay)
+        else:
+            optimizer = keras.optimizers.Adam(rate, weight_decay=decay)
+        self.model.compile(optimizer)
+        self.model.fit(
+            images,
+            labels,
+            epochs=c.epochs,
+            batch_size=c.batch_size,
+            shuffle=True,
+            verbose=0,
+            callbacks=[] if self.quiet else [EpochBar(c.epochs)],
+        )
+
+    def predict_members(self, images):
+        chunk = 8192
+        parts = []
+        starts = range(0, len(images), chunk)
+        for start in _bar(starts, self.quiet, "predicting", unit="chunk"):
+            batch = images[start : start + chunk]
+            parts.append(self.model.predict_members(batch, batch_size=self.config.eval_batch_size))
+        return (
+            np.concatenate(parts) if parts else np.empty((0, self.config.members, self.n_classes))
+        )
+
+
+def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False):
+    """Run (or resume) every trial of ``config`` into ``out_dir``; returns the results table."""
+    import pandas as pd
+
+    out_dir = Path(out_dir)
+    config_path = out_dir / "config.json"
+    previous = _existing_run(config_path, config)
+    split = _load_data(config)
+    pool, test = split.train, split.test
+    sizes = active.schedule(
+        config.schedule if isinstance(config.schedule, str) else list(config.schedule),
+        config.budget,
+        pool_size=len(pool),
+    )
+    mean, std = data.channel_statistics(pool.images)  # training images only
+    started = _now()
+    record = previous or {
+        "config": config.to_dict(),
+        "method": config.method,
+        "schedule_sizes": sizes,
+        "dataset": {
+            "name": config.dataset,
+            "provenance": split.train.provenance,
+            "pool_size": len(pool),
+            "test_size": len(test),
+            "class_names": list(pool.class_names),
+        },
+        "environment": _environment(),
+        "sessions": [],
+    }
+    record["sessions"].append({"started": started, "finished": None, "wall_seconds": None})
+    atomic_write(config_path, json.dumps(record, indent=2))
+    session_start = time.perf_counter()
+
+    for trial in _bar(range(config.trials), quiet, "trials", unit="trial"):
+        trial_seed = int(np.random.SeedSequence([config.seed, trial]).generate_state(1)[0])
+
+        def make_learner(round_index, n_labelled, trial_seed=trial_seed):
+            keras.utils.set_random_seed((trial_seed + 7919 * (round_index + 1)) % 2**31)
+            return EnsembleLearner(
+                config, pool.image_shape, len(pool.class_names), mean, std, quiet
+            )
+
+        def save_round(row, output, trial=trial):
+            row["trial"] = trial
+            arrays = {
+                "labelled": output.labelled.astype(np.int32),
+                "acquired": output.acquired.astype(np.int32),
+                "acquired_scores": output.acquired_scores.astype(np.float32),
+                "pool_scores": output.pool_scores.astype(np.float16),
+                "test_probs": output.test_probs.astype(np.float16),
+            }
+            atomic_write(
+                out_dir / "rounds" / f"trial{trial}_round{row['round']}.npz",
+                lambda handle: np.savez_compressed(handle, **arrays),
+            )
+
+        active.run_trial(
+            train_images=pool.images,
+            train_labels=pool.labels,
+            test_images=test.images,
+            test_labels=test.labels,
+            sizes=sizes,
+            make_learner=make_learner,
+            acquisition_name=config.acquisition,
+            seed=trial_seed,
+            checkpoint=out_dir / "checkpoints" / f"trial{trial}.json",
+            on_round=save_round,
+            progress=None if quiet else _bar_writer,
+        )
+        _write_results(out_dir, config)
+
+    record["sessions"][-1].update(
+        finished=_now(), wall_seconds=round(time.perf_counter() - session_start, 3)
+    )
+    record["wall_seconds"] = round(sum(s["wall_seconds"] or 0 for s in record["sessions"]), 3)
+    atomic_write(config_path, json.dumps(record, indent=2))
+    return pd.read_csv(out_dir / "results.csv")
+
+
+def _write_results(out_dir: Path, config: ExperimentConfig) -> None:
+    import pandas as pd
+
+    rows = []
+    for checkpoint in sorted((out_dir / "checkpoints").glob("trial*.json")):
+        trial = int(checkpoint.stem.removeprefix("trial"))
+        for row in json.loads(checkpoint.read_text())["rows"]:
+            rows.append({**row, "trial": trial})
+    table = pd.DataFrame(rows)
+    table["method"] = config.method
+    table["dataset"] = config.dataset
+    columns = [*RESULT_COLUMNS, "method", "dataset"]
+    table = table[columns].sort_values(["trial", "round"])
+    atomic_write(out_dir / "results.csv", table.to_csv(index=False))
+
+
+def _existing_run(config_path: Path, config: ExperimentConfig) -> dict | None:
+    if not config_path.exists():
+        return None
+    try:
+        record = json.loads(config_path.read_text())
+        stored = record["config"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        raise ValueError(f"{config_path} is unreadable; choose another output folder") from None
+    if stored != config.to_dict():
+        changed = sorted(
+            k
+            for k in set(stored) | set(config.to_dict())
+            if stored.get(k) != config.to_dict().get(k)
+        )
+        raise ValueError(
+            f"{config_path.parent} holds a run of another config "
+            f"(differs in {', '.join(changed)}); choose another output folder"
+        )
+    return record
+
+
+def _load_data(config: ExperimentConfig) -> data.Split:
+    split = data.load_dataset(config.dataset, config.data_path)
+    train, test = split.train, split.test
+    if config.train_subset is not None and config.train_subset < len(train):
+        chosen = np.sort(np.random.default_rng(0).permutation(len(train))[: config.train_subset])
+        train = train.subset(chosen)
+    if config.test_subset is not None and config.test_subset < len(test):
+        chosen = np.sort(np.random.default_rng(1).permutation(len(test))[: config.test_subset])
+        test = test.subset(chosen)
+    if config.budget > len(train):
+        raise ValueError(
+            f"config field 'budget' ({config.budget}) is larger than the pool ({len(train)} images)"
+        )
+    return data.Split(train=train, test=test)
+
+
+def _environment() -> dict:
+    from . import __version__
+
+    return {
+        "dpe_tutorial": __version__,
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+        "backend_version": _backend_version(keras.backend.backend()),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": keras.distribution.list_devices()[0],
+        "device_name": _device_name(),
+        "git_commit": _git_commit(),
+    }
+
+
+def _backend_version(name: str) -> str | None:
+    try:
+        module = __import__({"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[name])
+        return module.__version__
+    except (KeyError, ImportError):
+        return None
+
+
+def _device_name() -> str:
+    try:
+        gpu = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout.strip()
+        if gpu:
+            return gpu
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next(line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line)
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        return commit.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _bar(iterable, quiet: bool, description: str, unit: str):
+    if quiet:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=description, unit=unit, leave=False)
+
+
+def _bar_writer(message: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(message)
+
+
+class EpochBar(keras.callbacks.Callback):
+    """A tqdm bar over epochs that shows the latest loss and accuracy."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+        self.bar = None
+
+    def on_train_begin(self, logs=None):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.epochs, desc="epochs", unit="epoch", leave=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        shown = {
+            k: f"{v:.3g}" for k, v in (logs or {}).items() if k in ("loss", "ensemble_accuracy")
+        }
+        self.bar.set_postfix(shown)
+        self.bar.update(1)
+
+    def on_train_end(self, logs=None):
+        self.bar.close()

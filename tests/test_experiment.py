@@ -1,0 +1,169 @@
+"""ExperimentConfig validation, presets, and the results folder that run_experiment writes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dpe_tutorial import experiment
+from dpe_tutorial.experiment import ExperimentConfig
+
+TINY = {
+    "dataset": "digits",
+    "schedule": "linear-2",
+    "budget": 60,
+    "members": 2,
+    "member": "small_cnn",
+    "width": 2,
+    "epochs": 2,
+    "batch_size": 32,
+}
+
+
+def test_presets_are_valid_and_match_the_protocol():
+    assert set(experiment.PRESETS) == {"smoke", "cifar10-smoke", "linear-4"}
+    linear = experiment.preset("linear-4")
+    assert (linear.dataset, linear.members, linear.member, linear.width) == (
+        "cifar10",
+        8,
+        "resnet18",
+        64,
+    )
+    assert (linear.schedule, linear.budget, linear.acquisition) == (
+        "linear-4",
+        16000,
+        "predictive_entropy",
+    )
+    assert linear.augment
+    assert experiment.preset("smoke").dataset == "digits"
+    with pytest.raises(ValueError, match="unknown preset 'big'; valid presets are smoke"):
+        experiment.preset("big")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"dataset": "mnist"}, "'dataset' must be one of digits, cifar10, image_folder"),
+        ({"dataset": "image_folder"}, "'data_path' must be the image folder"),
+        ({"data_path": "x.zip"}, "'data_path' must be null for dataset digits"),
+        ({"budget": 0}, "'budget' must be a whole number >= 1"),
+        ({"budget": 2.5}, "'budget' must be a whole number"),
+        ({"schedule": "linear-0"}, "'schedule' must be a valid schedule"),
+        ({"schedule": [30, 20]}, "'schedule' must be a valid schedule"),
+        ({"members": 1}, "'members' must be at least 2 when beta is not 0"),
+        ({"member": "vgg"}, "'member' must be one of resnet18, small_cnn"),
+        ({"beta": -1}, "'beta' must be a number >= 0"),
+        ({"beta": "big"}, "'beta' must be a number >= 0 or \"elbo\""),
+        ({"kl_form": "kl"}, "'kl_form' must be one of forward, reverse, paper"),
+        ({"acquisition": "bald"}, "'acquisition' must be one of predictive_entropy"),
+        ({"optimizer": "rmsprop"}, "'optimizer' must be one of sgd, adam"),
+        ({"learning_rate": 0}, "'learning_rate' must be a number > 0"),
+        ({"augment": "yes"}, "'augment' must be true or false"),
+        ({"trials": 0}, "'trials' must be a whole number >= 1"),
+        ({"layout": "vmap"}, "'layout' must be one of branches, grouped"),
+        ({"colour": "red"}, "unknown config field\\(s\\) colour; valid fields are acquisition"),
+    ],
+)
+def test_bad_fields_are_named_with_their_allowed_values(change, message):
+    with pytest.raises(ValueError, match=message):
+        ExperimentConfig.from_dict({**TINY, **change})
+
+
+def test_overrides_parse_values_like_yaml():
+    config = experiment.preset("smoke").with_overrides(
+        ["beta=0", "acquisition=random", "schedule=[50, 100]", "budget=100", "augment=true"]
+    )
+    assert config.beta == 0 and config.acquisition == "random" and config.augment is True
+    assert config.schedule == (50, 100)
+    assert config.method == "random"
+    for bad in ("beta", "=3", "epochs=[1"):
+        with pytest.raises(ValueError):
+            config.with_overrides([bad])
+
+
+def test_yaml_configs(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("dataset: digits\nbudget: 80\nschedule: [40, 80]\nmembers: 2\n")
+    assert ExperimentConfig.from_yaml(good).schedule == (40, 80)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset: [digits\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        ExperimentConfig.from_yaml(bad)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ExperimentConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_method_labels_tell_the_baselines_apart():
+    base = ExperimentConfig.from_dict(TINY)
+    assert base.method == "DPE forward, beta=elbo (predictive_entropy)"
+    assert base.with_overrides(["beta=0"]).method == "ensemble (predictive_entropy)"
+    assert base.with_overrides(["acquisition=random"]).method == "random"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    config = ExperimentConfig.from_dict({**TINY, "trials": 2})
+    table = experiment.run_experiment(config, out, quiet=True)
+    return config, out, table
+
+
+@pytest.mark.keras_backend
+def test_the_results_folder(tiny_run):
+    config, out, table = tiny_run
+    assert list(table.columns[:10]) == list(experiment.RESULT_COLUMNS)
+    assert list(table["trial"]) == [0, 0, 1, 1]
+    assert list(table["n_labeled"]) == [30, 60, 30, 60]
+    assert table["ensemble_accuracy"].between(0, 1).all()
+    assert (table["train_seconds"] > 0).all()
+    record = json.loads((out / "config.json").read_text())
+    assert record["config"] == config.to_dict()
+    assert record["schedule_sizes"] == [30, 60]
+    assert "digits" in record["dataset"]["provenance"]
+    for key in ("backend", "keras", "device", "git_commit", "numpy", "python"):
+        assert key in record["environment"]
+    assert record["sessions"][0]["finished"] is not None and record["wall_seconds"] > 0
+    first = np.load(out / "rounds" / "trial0_round0.npz")
+    second = np.load(out / "rounds" / "trial0_round1.npz")
+    assert len(first["labelled"]) == 30 and len(first["acquired"]) == 30
+    np.testing.assert_array_equal(
+        second["labelled"], np.concatenate([first["labelled"], first["acquired"]])
+    )
+    assert first["test_probs"].shape == (360, 10)
+    assert len(second["acquired"]) == 0  # nothing is acquired after the last round
+    # trials draw different initial sets
+    other = np.load(out / "rounds" / "trial1_round0.npz")
+    assert set(other["labelled"]) != set(first["labelled"])
+    assert not list(out.rglob("*.partial"))
+
+
+@pytest.mark.keras_backend
+def test_a_finished_run_resumes_without_training(tiny_run, monkeypatch):
+    config, out, table = tiny_run
+
+    def must_not_train(self, images, labels):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(experiment.EnsembleLearner, "fit", must_not_train)
+    again = experiment.run_experiment(config, out, quiet=True)
+    pd.testing.assert_frame_equal(again, table)
+    assert len(json.loads((out / "config.json").read_text())["sessions"]) == 2
+
+
+def test_a_folder_of_another_config_is_refused(tiny_run):
+    config, out, _ = tiny_run
+    before = (out / "results.csv").read_text()
+    with pytest.raises(ValueError, match="holds a run of another config \\(differs in epochs\\)"):
+        experiment.run_experiment(config.with_overrides(["epochs=3"]), out, quiet=True)
+    assert (out / "results.csv").read_text() == before
+
+
+def test_a_budget_larger_than_the_pool_is_refused(tmp_path):
+    config = ExperimentConfig.from_dict({**TINY, "budget": 5000, "schedule": "linear-2"})
+    with pytest.raises(
+        ValueError, match="'budget' \\(5000\\) is larger than the pool \\(1437 images\\)"
+    ):
+        experiment.run_experiment(config, tmp_path / "run", quiet=True)
