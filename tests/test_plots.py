@@ -1,0 +1,373 @@
+"""Figures and tables from results folders: fake folders with numbers checked by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from dpe_tutorial import metrics, plots
+
+POOL, TEST, CLASSES = 60, 20, 3
+SIZES = [10, 20, 30]
+CLASS_NAMES = ["cat", "dog", "fox"]
+POOL_LABELS = np.arange(POOL) % CLASSES
+TEST_LABELS = np.random.default_rng(99).integers(0, CLASSES, TEST)
+DPE = "DPE forward, beta=elbo (predictive_entropy)"
+
+# ensemble_accuracy per trial and round: means 0.6, 0.7, 0.85 and 0.5, 0.55, 0.7
+DPE_ACCURACY = [[0.5, 0.6, 0.8], [0.7, 0.8, 0.9]]
+RANDOM_ACCURACY = [[0.45, 0.5, 0.65], [0.55, 0.6, 0.75]]
+
+
+def write_run(
+    folder,
+    method=DPE,
+    accuracy=DPE_ACCURACY,
+    acquisition="predictive_entropy",
+    dataset="digits",
+    device="cpu:0",
+    seed=0,
+):
+    """A results folder as run_experiment writes it: 2 trials x 3 rounds, pool 60, test 20."""
+    rng = np.random.default_rng(seed)
+    record = {
+        "config": {
+            "dataset": dataset,
+            "members": 4,
+            "beta": "elbo",
+            "kl_form": "forward",
+            "acquisition": acquisition,
+            "name": "fake",
+        },
+        "method": method,
+        "schedule_sizes": SIZES,
+        "dataset": {
+            "name": dataset,
+            "provenance": "fake",
+            "pool_size": POOL,
+            "test_size": TEST,
+            "class_names": CLASS_NAMES,
+        },
+        "environment": {
+            "backend": "jax",
+            "device": device,
+            "device_name": "a CPU",
+            "git_commit": None,
+        },
+        "sessions": [],
+        "wall_seconds": 1.0,
+    }
+    (folder / "rounds").mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(record))
+    rows = []
+    for trial, values in enumerate(accuracy):
+        labelled = rng.choice(POOL, SIZES[0], replace=False).astype(np.int32)
+        for round, n_labeled in enumerate(SIZES):
+            acquired = np.empty(0, np.int32)
+            scores = np.empty(0, np.float32)
+            pool_scores = np.empty(0, np.float16)
+            if round + 1 < len(SIZES):
+                unlabelled = np.setdiff1d(np.arange(POOL), labelled)
+                pool_scores = rng.random(unlabelled.size).astype(np.float16)
+                chosen = np.argsort(-pool_scores.astype(np.float64), kind="stable")
+                chosen = chosen[: SIZES[round + 1] - n_labeled]
+                acquired = unlabelled[chosen].astype(np.int32)
+                scores = pool_scores[chosen].astype(np.float32)
+            np.savez_compressed(
+                folder / "rounds" / f"trial{trial}_round{round}.npz",
+                labelled=labelled,
+                acquired=acquired,
+                acquired_scores=scores,
+                pool_scores=pool_scores,
+                test_probs=rng.dirichlet(np.ones(CLASSES), TEST).astype(np.float16),
+            )
+            rows.append(
+                {
+                    "trial": trial,
+                    "round": round,
+                    "n_labeled": n_labeled,
+                    "acquisition": acquisition,
+                    "ensemble_accuracy": values[round],
+                    "mean_member_accuracy": values[round] - 0.05,
+                    "nll": 2.0 - values[round],
+                    "ece": 0.1,
+                    "train_seconds": 1.5,
+                    "acquire_seconds": 0.5,
+                    "method": method,
+                    "dataset": dataset,
+                }
+            )
+            labelled = np.concatenate([labelled, acquired])
+    # written in reverse: load_run sorts by trial and round
+    pd.DataFrame(rows[::-1]).to_csv(folder / "results.csv", index=False)
+    return folder
+
+
+@pytest.fixture
+def dpe(tmp_path):
+    return plots.load_run(write_run(tmp_path / "dpe"))
+
+
+@pytest.fixture
+def random_run(tmp_path):
+    return plots.load_run(
+        write_run(tmp_path / "random", "random", RANDOM_ACCURACY, acquisition="random", seed=1)
+    )
+
+
+# -- load_run and labels -------------------------------------------------------
+
+
+def test_load_run_reads_the_folder(dpe):
+    assert dpe.method == DPE
+    assert dpe.config["acquisition"] == "predictive_entropy"
+    assert dpe.record["schedule_sizes"] == SIZES
+    assert dpe.dataset == "digits"
+    assert list(dpe.results["trial"]) == [0, 0, 0, 1, 1, 1]
+    assert list(dpe.results["round"]) == [0, 1, 2, 0, 1, 2]
+
+
+def test_load_run_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        plots.load_run(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
+        plots.load_run(tmp_path / "empty")
+
+    folder = write_run(tmp_path / "run")
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        plots.load_run(folder)
+    (folder / "config.json").write_text(json.dumps({"config": {}}))
+    with pytest.raises(ValueError, match="'method'"):
+        plots.load_run(folder)
+
+    folder = write_run(tmp_path / "run2")
+    results = pd.read_csv(folder / "results.csv")
+    results.drop(columns=["nll", "n_labeled"]).to_csv(folder / "results.csv", index=False)
+    with pytest.raises(ValueError, match="n_labeled, nll"):
+        plots.load_run(folder)
+    (folder / "results.csv").unlink()
+    with pytest.raises(FileNotFoundError, match=r"results\.csv"):
+        plots.load_run(folder)
+
+
+def test_run_label_names_method_dataset_and_device(dpe):
+    assert plots.run_label(dpe) == f"{DPE} — digits, cpu:0"
+
+
+# -- learning curves and tables ------------------------------------------------
+
+
+def test_learning_curves_one_line_per_run_at_the_trial_mean(dpe, random_run):
+    figure = plots.learning_curves([dpe, random_run])
+    assert isinstance(figure, Figure)
+    ax = figure.axes[0]
+    assert len(ax.lines) == 2
+    np.testing.assert_allclose(ax.lines[0].get_xydata(), [[10, 0.6], [20, 0.7], [30, 0.85]])
+    np.testing.assert_allclose(ax.lines[1].get_xydata(), [[10, 0.5], [20, 0.55], [30, 0.7]])
+    assert [line.get_label() for line in ax.lines] == [DPE, "random"]
+    assert ax.lines[0].get_marker() == "o"
+    assert ax.get_xlabel() == "labelled images"
+    assert ax.get_ylabel() == "ensemble accuracy"
+    assert "digits" in ax.get_title()
+    # the band of the first run spans the lowest to the highest trial
+    band = ax.collections[0].get_paths()[0].vertices
+    assert band[:, 1].min() == pytest.approx(0.5)
+    assert band[:, 1].max() == pytest.approx(0.9)
+
+
+def test_learning_curves_other_metric_and_given_axes(dpe):
+    figure = Figure()
+    ax = figure.add_subplot()
+    assert plots.learning_curves([dpe], metric="nll", ax=ax) is figure
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [1.4, 1.3, 1.15])
+    assert ax.get_ylabel() == "negative log-likelihood (nats)"
+
+
+def test_repeated_methods_are_told_apart(tmp_path, dpe):
+    gpu = plots.load_run(write_run(tmp_path / "gpu", device="gpu:0"))
+    ax = plots.learning_curves([dpe, gpu]).axes[0]
+    assert [line.get_label() for line in ax.lines] == [
+        f"{DPE} — digits, cpu:0",
+        f"{DPE} — digits, gpu:0",
+    ]
+    again = plots.load_run(write_run(tmp_path / "again"))
+    labels = plots.summary_table([dpe, again])["method"].unique()
+    assert list(labels) == [f"{DPE} — digits, cpu:0 [dpe]", f"{DPE} — digits, cpu:0 [again]"]
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "trial", "n_labeled", "method"])
+def test_unknown_metric_lists_the_valid_ones(dpe, metric):
+    for call in (
+        lambda: plots.learning_curves([dpe], metric=metric),
+        lambda: plots.summary_table([dpe], metric=metric),
+        lambda: plots.labels_to_reach([dpe], 0.5, metric=metric),
+    ):
+        with pytest.raises(ValueError, match=r"valid metrics are ensemble_accuracy, .*ece"):
+            call()
+
+
+def test_summary_table_by_hand(dpe, random_run):
+    table = plots.summary_table([dpe, random_run])
+    assert list(table.columns) == ["method", "n_labeled", "mean", "std", "trials"]
+    assert list(table["method"]) == [DPE] * 3 + ["random"] * 3
+    assert list(table["n_labeled"]) == SIZES * 2
+    np.testing.assert_allclose(table["mean"], [0.6, 0.7, 0.85, 0.5, 0.55, 0.7])
+    # two trials that differ by d have a sample std of d / sqrt(2)
+    np.testing.assert_allclose(table["std"], np.array([0.2, 0.2, 0.1, 0.1, 0.1, 0.1]) / 2**0.5)
+    assert list(table["trials"]) == [2] * 6
+
+
+def test_labels_to_reach_interpolates_and_compares_with_random(dpe, random_run):
+    table = plots.labels_to_reach([dpe, random_run], 0.65)
+    assert list(table.columns) == ["method", "dataset", "labels", "labels_saved"]
+    # DPE: 0.6 at 10, 0.7 at 20 -> 15; random: 0.55 at 20, 0.7 at 30 -> 20 + 10 * 0.1 / 0.15
+    random_labels = 20 + 10 * 0.1 / 0.15
+    np.testing.assert_allclose(table["labels"], [15.0, random_labels])
+    np.testing.assert_allclose(table["labels_saved"], [random_labels - 15.0, 0.0])
+
+
+def test_labels_to_reach_edges(dpe, random_run):
+    # reached by DPE only at its last round, never by random
+    table = plots.labels_to_reach([dpe, random_run], 0.8)
+    assert table["labels"][0] == pytest.approx(20 + 10 * 0.1 / 0.15)
+    assert math.isnan(table["labels"][1])
+    assert table["labels_saved"].isna().all()
+    # already reached at the first round: that round's labels
+    assert plots.labels_to_reach([dpe], 0.55)["labels"][0] == 10
+    # no random run: nothing to compare with
+    assert math.isnan(plots.labels_to_reach([dpe], 0.65)["labels_saved"][0])
+    # NLL is reached from above: 1.4, 1.3, 1.15 -> 1.2 at 20 + 10 * 0.1 / 0.15
+    nll = plots.labels_to_reach([dpe], 1.2, metric="nll")
+    assert nll["labels"][0] == pytest.approx(20 + 10 * 0.1 / 0.15)
+    with pytest.raises(ValueError, match="target"):
+        plots.labels_to_reach([dpe], "high")
+
+
+# -- figures of one round ------------------------------------------------------
+
+
+def test_reliability_diagram_draws_metrics_reliability(dpe):
+    ax = plots.reliability_diagram(dpe, TEST_LABELS, bins=5).axes[0]
+    probs = plots.load_round(dpe, 0, 2)["test_probs"]  # round=None is the last round
+    table = metrics.reliability(probs, TEST_LABELS, 5)
+    filled = table["count"] > 0
+    heights = np.array([bar.get_height() for bar in ax.containers[0]])
+    assert len(heights) == 5
+    np.testing.assert_allclose(heights[filled], table["accuracy"][filled])
+    np.testing.assert_array_equal(heights[~filled], 0.0)
+    ece = metrics.expected_calibration_error(probs, TEST_LABELS, 5)
+    assert f"ECE = {ece:.3f}" in ax.get_title()
+    assert "round 2 (30 labels)" in ax.get_title()
+    assert (
+        "round 0 (10 labels)"
+        in plots.reliability_diagram(dpe, TEST_LABELS, round=0).axes[0].get_title()
+    )
+
+
+def test_reliability_diagram_errors(dpe):
+    with pytest.raises(ValueError, match="one label per test set image"):
+        plots.reliability_diagram(dpe, TEST_LABELS[:5])
+    with pytest.raises(FileNotFoundError, match="saved rounds are 0, 1, 2"):
+        plots.reliability_diagram(dpe, TEST_LABELS, round=7)
+    with pytest.raises(FileNotFoundError, match="saved trials are 0, 1"):
+        plots.reliability_diagram(dpe, TEST_LABELS, trial=3)
+
+
+def test_score_histograms_one_per_acquiring_round(dpe):
+    ax = plots.score_histograms(dpe, trial=1).axes[0]
+    assert len(ax.patches) == 2  # rounds 0 and 1 acquired, round 2 did not
+    for patch, round, unlabelled in zip(ax.patches, [0, 1], [50, 40], strict=True):
+        counts = patch.get_data().values
+        assert counts.sum() == unlabelled
+        assert f"round {round}" in patch.get_label()
+    assert patch.get_edgecolor() != ax.patches[0].get_edgecolor()
+    thresholds = [line.get_xdata()[0] for line in ax.lines]
+    for threshold, round in zip(thresholds, [0, 1], strict=True):
+        assert threshold == pytest.approx(plots.load_round(dpe, 1, round)["acquired_scores"].min())
+    assert ax.get_xlabel() == "predictive_entropy score"
+
+
+def test_class_balance_fractions(dpe):
+    ax = plots.class_balance(dpe, POOL_LABELS, CLASS_NAMES).axes[0]
+    heights = np.array([[bar.get_height() for bar in bars] for bars in ax.containers])
+    assert heights.shape == (CLASSES, len(SIZES))
+    np.testing.assert_allclose(heights.sum(axis=0), 1.0)
+    for round in range(len(SIZES)):
+        labelled = plots.load_round(dpe, 0, round)["labelled"]
+        by_hand = [np.mean(POOL_LABELS[labelled] == c) for c in range(CLASSES)]
+        np.testing.assert_allclose(heights[:, round], by_hand)
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["10", "20", "30"]
+    assert [bars.get_label() for bars in ax.containers] == CLASS_NAMES
+    with pytest.raises(ValueError, match="one label per pool image"):
+        plots.class_balance(dpe, POOL_LABELS[:10], CLASS_NAMES)
+    with pytest.raises(ValueError, match=r"lie in \[0, 2\)"):
+        plots.class_balance(dpe, POOL_LABELS, CLASS_NAMES[:2])
+
+
+def test_acquired_grid(dpe):
+    images = np.random.default_rng(0).integers(0, 256, (POOL, 8, 8, 1), dtype=np.uint8)
+    figure = plots.acquired_grid(
+        dpe, images, round=1, count=4, class_names=CLASS_NAMES, pool_labels=POOL_LABELS
+    )
+    assert len(figure.axes) == 4
+    arrays = plots.load_round(dpe, 0, 1)
+    for ax, index, score in zip(
+        figure.axes, arrays["acquired"][:4], arrays["acquired_scores"][:4], strict=True
+    ):
+        assert ax.get_title() == f"{score:.3g}\n{CLASS_NAMES[POOL_LABELS[index]]}"
+        shown = ax.images[0]
+        assert shown.get_cmap().name == "gray"
+        np.testing.assert_array_equal(shown.get_array(), images[index, :, :, 0])
+    # asking for more than the round acquired shows what it acquired
+    rgb = np.zeros((POOL, 8, 8, 3), dtype=np.uint8)
+    assert len(plots.acquired_grid(dpe, rgb, count=16).axes) == 10
+    with pytest.raises(ValueError, match="acquired no images"):
+        plots.acquired_grid(dpe, images, round=2)
+    with pytest.raises(ValueError, match="uint8"):
+        plots.acquired_grid(dpe, images.astype(np.float32))
+
+
+# -- saving --------------------------------------------------------------------
+
+
+def test_save_figure_writes_atomically(tmp_path, dpe):
+    figure = plots.learning_curves([dpe])
+    path = tmp_path / "figures" / "nested" / "curves.png"
+    plots.save_figure(figure, path)
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert [p.name for p in path.parent.iterdir()] == ["curves.png"]
+    svg = tmp_path / "figures" / "curves.svg"
+    plots.save_figure(figure, svg)
+    first = svg.read_bytes()
+    plots.save_figure(figure, svg)
+    assert svg.read_bytes() == first  # no dates, no random ids
+    with pytest.raises(ValueError, match="suffix"):
+        plots.save_figure(figure, tmp_path / "curves.jpeg")
+    assert not (tmp_path / "curves.jpeg").exists()
+    # permissions as open() gives them, not mkstemp's private 0o600
+    reference = tmp_path / "reference"
+    reference.write_bytes(b"")
+    assert path.stat().st_mode & 0o777 == reference.stat().st_mode & 0o777
+
+
+def test_failed_save_keeps_the_old_file_and_no_temporary(tmp_path, dpe, monkeypatch):
+    figure = plots.learning_curves([dpe])
+    path = tmp_path / "curves.png"
+    plots.save_figure(figure, path)
+    before = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(figure, "savefig", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        plots.save_figure(figure, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "dpe"]
