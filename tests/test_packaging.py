@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -88,3 +90,25 @@ def test_runtime_dependencies_are_what_the_package_imports():
 def test_no_backend_is_imported_by_the_package():
     # the same code must run on TensorFlow, JAX and PyTorch: only keras.ops
     assert not imported_top_level_modules() & {"tensorflow", "jax", "torch"}
+
+
+def test_other_backends_do_not_need_tensorflow():
+    # the GPU reproduction runs on JAX, where TensorFlow may not be installed at all
+    pytest.importorskip("jax")
+    script = (
+        "import sys, numpy as np\n"
+        "from dpe_tutorial.ensemble import DeepProbabilisticEnsemble\n"
+        "from dpe_tutorial import acquisition\n"
+        "m = DeepProbabilisticEnsemble((8, 8, 1), 3, n_members=2, member='small_cnn',\n"
+        "    member_kwargs={'width': 2}, beta=0.1)\n"
+        "m.compile('sgd')\n"
+        "m.fit(np.zeros((4, 8, 8, 1), 'float32'), np.zeros(4, 'int32'), verbose=0)\n"
+        "acquisition.predictive_entropy(m.predict_members(np.zeros((3, 8, 8, 1), 'float32')))\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'tensorflow'))\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
