@@ -15,7 +15,18 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-_SUBMODULES = ("acquisition", "ensemble", "kl", "models")
+_SUBMODULES = (
+    "acquisition",
+    "active",
+    "cli",
+    "data",
+    "ensemble",
+    "experiment",
+    "kl",
+    "metrics",
+    "models",
+    "plots",
+)
 
 __all__ = ["__version__", *_SUBMODULES]
 

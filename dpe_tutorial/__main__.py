@@ -1,0 +1,3 @@
+from dpe_tutorial.cli import main
+
+raise SystemExit(main())

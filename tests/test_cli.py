@@ -1,0 +1,134 @@
+"""The dpe-tutorial command line: bad input, plotting, and a real kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dpe_tutorial.cli import main
+
+# a small smoke run: four rounds on digits in seconds
+QUICK = ["--set", "budget=120", "--set", "epochs=3", "--set", "width=4"]
+
+
+def cli(*args, env=None, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "dpe_tutorial", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_presets_are_listed(capsys):
+    assert main(["presets"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("smoke", "cifar10-smoke", "linear-4"):
+        assert f"{name}: " in listed
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--preset", "huge"], "unknown preset 'huge'"),
+        (["--preset", "smoke", "--set", "epochs"], "--set takes key=value"),
+        (["--preset", "smoke", "--set", "colour=red"], "unknown config field(s) colour"),
+        (["--preset", "smoke", "--set", "budget=4000"], "'budget' (4000) is larger than the pool"),
+        (["--config", "missing.yaml"], "config file missing.yaml does not exist"),
+    ],
+)
+def test_bad_input_exits_with_a_one_line_reason(args, message, tmp_path, capsys):
+    assert main(["run", *args, "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dpe-tutorial: error: ")
+    assert message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_missing_data_exits_with_a_one_line_reason(tmp_path):
+    done = cli(
+        "run",
+        "--preset",
+        "cifar10-smoke",
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+        env={"DPE_DATA": str(tmp_path / "no-such-cifar")},
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("dpe-tutorial: error: ")
+    assert "no-such-cifar" in done.stderr
+    assert not (tmp_path / "run" / "results.csv").exists()
+
+
+def read_run(folder: Path):
+    table = pd.read_csv(folder / "results.csv")
+    table = table.drop(columns=["train_seconds", "acquire_seconds"])
+    labelled = [np.load(path)["labelled"] for path in sorted((folder / "rounds").glob("*.npz"))]
+    return table, labelled
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_round_resumes_to_the_uninterrupted_result(tmp_path):
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    done = cli("run", "--preset", "smoke", *QUICK, "--out", str(reference), "--quiet")
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dpe_tutorial",
+            "run",
+            "--preset",
+            "smoke",
+            *QUICK,
+            "--out",
+            str(killed),
+            "--quiet",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint = killed / "checkpoints" / "trial0.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if checkpoint.exists() and len(json.loads(checkpoint.read_text())["rows"]) >= 1:
+            break
+        assert process.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    else:
+        pytest.fail("no round finished in time")
+    # round 2 is now training: kill it where it stands
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    rows_at_kill = len(json.loads(checkpoint.read_text())["rows"])
+    assert 1 <= rows_at_kill < 4
+
+    done = cli("run", "--preset", "smoke", *QUICK, "--out", str(killed), "--quiet")
+    assert done.returncode == 0, done.stderr[-3000:]
+    reference_table, reference_labelled = read_run(reference)
+    resumed_table, resumed_labelled = read_run(killed)
+    assert len(resumed_table) == 4
+    pd.testing.assert_frame_equal(resumed_table, reference_table)
+    for a, b in zip(resumed_labelled, reference_labelled, strict=True):
+        np.testing.assert_array_equal(a, b)
+    sessions = json.loads((killed / "config.json").read_text())["sessions"]
+    assert len(sessions) == 2 and sessions[0]["finished"] is None  # the killed session
+
+    # plotting the two runs
+    figure = tmp_path / "curves.png"
+    done = cli("plot", str(reference), str(killed), "--out", str(figure))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert figure.stat().st_size > 0
