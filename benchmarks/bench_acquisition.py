@@ -21,32 +21,14 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from dpe_tutorial import acquisition  # noqa: E402
+from dpe_tutorial import acquisition, provenance  # noqa: E402
 
 TARGET_SECONDS = 0.2
 TARGET_POOL = 50_000
-
-
-def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpu": cpu,
-        "cores_visible": os.cpu_count(),
-        "cores_used": 1,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-    }
 
 
 def pin_to_one_core() -> None:
@@ -98,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     pin_to_one_core()
-    info = machine()
+    info = provenance.machine()
     rows = run(args.sizes, args.members, args.classes, args.repeats)
 
     print(f"machine: {info['cpu']}; {info['platform']}")
-    print(f"python {info['python']}, numpy {info['numpy']}; one core of {info['cores_visible']}")
+    print(f"python {info['python']}, numpy {info['numpy']}; one core of {info['cores']}")
     print(f"best of {args.repeats}; pools of n x {args.members} x {args.classes} float32")
     print(f"{'score':<22}{'n':>11}{'seconds':>11}{'samples/s':>14}")
     for row in rows:

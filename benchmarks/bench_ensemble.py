@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
+
+from dpe_tutorial import provenance
 
 PRESETS = {
     # small enough to finish in minutes on 2 CPU cores
@@ -130,37 +130,6 @@ def matmul_tflops(size: int = 4096, repeats: int = 10) -> dict:
     return {"dtype": dtype, "size": size, "tflops": 2 * size**3 * repeats / seconds / 1e12}
 
 
-def machine() -> dict:
-    import keras
-
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    gpu = None
-    try:
-        gpu = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {
-        "backend": keras.backend.backend(),
-        "keras": keras.__version__,
-        "device": keras.distribution.list_devices()[0],
-        "gpu": gpu or None,
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
-
-
 def run_child(config: dict, timeout: float) -> dict:
     """Measure one configuration in a fresh Python process."""
     command = [sys.executable, __file__, "--child", json.dumps(config)]
@@ -177,7 +146,7 @@ def run_child(config: dict, timeout: float) -> dict:
 
 def print_table(rows: list[dict], info: dict, reference: dict) -> None:
     print(f"backend {info['backend']} (keras {info['keras']}) on {info['device']}")
-    print(f"machine: {info['gpu'] or info['cpu']}; {info['cores']} cores; {info['platform']}")
+    print(f"machine: {info['device_name']}; {info['cores']} cores; {info['platform']}")
     print(
         f"reference: measured {reference['dtype']} matmul {reference['tflops']:.2f} TFLOP/s "
         f"({reference['size']}x{reference['size']})"
@@ -259,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                     }
                     rows.append(run_child(config, args.timeout))
                     print(f"  measured {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
-    info = machine()
+    info = provenance.environment()
     reference = matmul_tflops()
     print_table(rows, info, reference)
     if args.json:

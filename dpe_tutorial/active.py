@@ -25,6 +25,19 @@ import numpy as np
 from . import acquisition, metrics
 from .files import atomic_write
 
+# The columns of a results table, one row per trial and round, in this order
+RESULT_COLUMNS = (
+    "trial",
+    "round",
+    "n_labeled",
+    "acquisition",
+    "ensemble_accuracy",
+    "mean_member_accuracy",
+    "nll",
+    "ece",
+    "train_seconds",
+    "acquire_seconds",
+)
 SCHEDULE_PATTERN = re.compile(r"^(linear|exponential)-(\d+)$")
 
 

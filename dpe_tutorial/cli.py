@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        # one line, all of it: a missing dataset's message lists every place tried
+        message = " ".join(line.strip() for line in str(error).splitlines()) or type(error).__name__
         print(f"dpe-tutorial: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -21,8 +21,6 @@ import dataclasses
 import datetime as dt
 import json
 import math
-import platform
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,25 +28,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import acquisition, active, data, kl, models
+from . import acquisition, active, data, kl, models, provenance
+from .active import RESULT_COLUMNS
 from .files import atomic_write
 
 DATASETS = ("digits", "cifar10", "image_folder")
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("cosine", "constant")
 LAYOUTS = ("branches", "grouped")
-RESULT_COLUMNS = (
-    "trial",
-    "round",
-    "n_labeled",
-    "acquisition",
-    "ensemble_accuracy",
-    "mean_member_accuracy",
-    "nll",
-    "ece",
-    "train_seconds",
-    "acquire_seconds",
-)
 
 
 @dataclass(frozen=True)
@@ -382,7 +369,7 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False):
             "test_size": len(test),
             "class_names": list(pool.class_names),
         },
-        "environment": _environment(),
+        "environment": provenance.environment(),
         "sessions": [],
     }
     record["sessions"].append({"started": started, "finished": None, "wall_seconds": None})
@@ -486,70 +473,6 @@ def _load_data(config: ExperimentConfig) -> data.Split:
             f"config field 'budget' ({config.budget}) is larger than the pool ({len(train)} images)"
         )
     return data.Split(train=train, test=test)
-
-
-def _environment() -> dict:
-    from . import __version__
-
-    return {
-        "dpe_tutorial": __version__,
-        "keras": keras.__version__,
-        "backend": keras.backend.backend(),
-        "backend_version": _backend_version(keras.backend.backend()),
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "device": keras.distribution.list_devices()[0],
-        "device_name": _device_name(),
-        "git_commit": _git_commit(),
-    }
-
-
-def _backend_version(name: str) -> str | None:
-    try:
-        module = __import__({"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[name])
-        return module.__version__
-    except (KeyError, ImportError):
-        return None
-
-
-def _device_name() -> str:
-    try:
-        gpu = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        ).stdout.strip()
-        if gpu:
-            return gpu
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return next(line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line)
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
-
-
-def _git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
-        )
-        if commit.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        return commit.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def _now() -> str:

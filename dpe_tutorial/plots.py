@@ -46,21 +46,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from . import metrics
+from .active import RESULT_COLUMNS
 from .files import atomic_write
 
-# What run_experiment writes into results.csv (besides method and dataset).
-REQUIRED_COLUMNS = (
-    "trial",
-    "round",
-    "n_labeled",
-    "acquisition",
-    "ensemble_accuracy",
-    "mean_member_accuracy",
-    "nll",
-    "ece",
-    "train_seconds",
-    "acquire_seconds",
-)
 # Numeric columns that say where a row is, not how well it did.
 _INDEX_COLUMNS = ("trial", "round", "n_labeled")
 
@@ -148,11 +136,11 @@ def load_run(run_dir) -> Run:
         results = pd.read_csv(results_path)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise ValueError(f"{results_path} is not a readable CSV file: {error}") from None
-    missing = [column for column in REQUIRED_COLUMNS if column not in results.columns]
+    missing = [column for column in RESULT_COLUMNS if column not in results.columns]
     if missing:
         raise ValueError(
             f"{results_path} lacks the column(s) {', '.join(missing)}; "
-            f"a results table needs {', '.join(REQUIRED_COLUMNS)}"
+            f"a results table needs {', '.join(RESULT_COLUMNS)}"
         )
     if results.empty:
         raise ValueError(f"{results_path} has no rows")

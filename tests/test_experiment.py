@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -167,3 +169,25 @@ def test_a_budget_larger_than_the_pool_is_refused(tmp_path):
         ValueError, match="'budget' \\(5000\\) is larger than the pool \\(1437 images\\)"
     ):
         experiment.run_experiment(config, tmp_path / "run", quiet=True)
+
+
+SHARED_CIFAR10 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.zip"
+
+
+@pytest.mark.slow
+def test_the_cifar10_smoke_preset_runs_on_the_shared_copy(tmp_path, monkeypatch):
+    if not SHARED_CIFAR10.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have the shared CIFAR-10 copy at {SHARED_CIFAR10}")
+        pytest.skip(f"no shared CIFAR-10 copy at {SHARED_CIFAR10}")
+    monkeypatch.setenv("DPE_DATA", str(SHARED_CIFAR10))
+    monkeypatch.setenv("DPE_CACHE", str(tmp_path / "cache"))
+    table = experiment.run_experiment(
+        experiment.preset("cifar10-smoke"), tmp_path / "run", quiet=True
+    )
+    assert list(table["n_labeled"]) == [250, 500, 750, 1000]
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["dataset"]["provenance"].startswith("CIFAR-10 (JPEG copy)")
+    assert (record["dataset"]["pool_size"], record["dataset"]["test_size"]) == (5000, 1000)
+    # narrow members and 1,000 labels: modest, but clearly better than chance (0.1)
+    assert table["ensemble_accuracy"].iloc[-1] > 0.2

@@ -1,0 +1,93 @@
+"""Where a result or a benchmark figure came from: machine, device, versions, commit."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next(line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line)
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+
+
+def gpu_name() -> str | None:
+    """The NVIDIA GPU's name, or None where nvidia-smi is absent or finds none."""
+    try:
+        names = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return names.splitlines()[0] if names else None
+
+
+def git_commit() -> str | None:
+    """The commit of the checkout the package runs from, with "+dirty" for local changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def machine() -> dict:
+    """The machine, without starting a Keras backend."""
+    return {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "gpu": gpu_name(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+
+
+def environment() -> dict:
+    """The machine plus package, Keras, backend, device and git commit."""
+    import keras
+
+    from . import __version__
+
+    backend = keras.backend.backend()
+    info = machine()
+    return {
+        "dpe_tutorial": __version__,
+        "keras": keras.__version__,
+        "backend": backend,
+        "backend_version": _backend_version(backend),
+        "device": keras.distribution.list_devices()[0],
+        "device_name": info["gpu"] or info["cpu"],
+        "git_commit": git_commit(),
+        **info,
+    }
+
+
+def _backend_version(name: str) -> str | None:
+    modules = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+    try:
+        return __import__(modules[name]).__version__
+    except (KeyError, ImportError):
+        return None
