@@ -1,5 +1,6 @@
 # Thin wrappers: every target creates the virtual environment first if needed.
-#   make test    the test suite on TensorFlow, then the backend tests on JAX
+#   make test    the test suite on TensorFlow, then the backend tests on JAX (what CI runs)
+#   make test-fast   the same without the tests marked slow (a few minutes)
 #   make lint    ruff
 #   make setup   .venv with the package and every extra
 PYTHON ?= python3
@@ -9,12 +10,14 @@ EXTRAS ?= tensorflow-cpu,jax,book,dev
 # backends, besides the default TensorFlow, that rerun the tests marked keras_backend
 TEST_BACKENDS ?= jax
 PYTEST_ARGS ?=
+# a pytest marker expression that narrows both passes, e.g. MARKS="not slow"
+MARKS ?=
 
 comma := ,
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: setup test lint benchmark clean
+.PHONY: setup test test-fast lint benchmark clean
 
 setup: $(STAMP)
 
@@ -25,10 +28,14 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 test: setup
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest $(PYTEST_ARGS)
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest $(if $(MARKS),-m "$(MARKS)") $(PYTEST_ARGS)
 	for backend in $(TEST_BACKENDS); do \
-		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -m keras_backend $(PYTEST_ARGS) || exit 1; \
+		KERAS_BACKEND=$$backend $(BIN)/python -m pytest \
+			-m "keras_backend$(if $(MARKS), and ($(MARKS)))" $(PYTEST_ARGS) || exit 1; \
 	done
+
+test-fast:
+	$(MAKE) test MARKS="not slow"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -151,6 +151,7 @@ def run_trial(
     seed: int,
     checkpoint: Path,
     on_round: Callable[[dict, RoundOutput], None] | None = None,
+    on_checkpoint: Callable[[list[dict]], None] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict]:
     """Run (or resume) one trial and return one row per round.
@@ -158,7 +159,8 @@ def run_trial(
     ``make_learner(round, n_labelled)`` builds the fresh model of a round; the
     caller seeds its own randomness from the round so a resumed round trains
     the same way. ``on_round(row, output)`` runs before the checkpoint is
-    written, so whatever it saves exists whenever the checkpoint does.
+    written, so whatever it saves exists whenever the checkpoint does;
+    ``on_checkpoint(rows)`` runs after it, with every row so far.
     """
     score = acquisition.get(acquisition_name)
     sizes = schedule(list(sizes), pool_size=len(train_images))
@@ -220,6 +222,8 @@ def run_trial(
             )
             on_round(row, output)
         _write_checkpoint(checkpoint, sizes, acquisition_name, seed, pool, rng, rows)
+        if on_checkpoint:
+            on_checkpoint(rows)
     return rows
 
 

@@ -410,9 +410,9 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False):
             seed=trial_seed,
             checkpoint=out_dir / "checkpoints" / f"trial{trial}.json",
             on_round=save_round,
+            on_checkpoint=lambda rows: _write_results(out_dir, config),  # a table every round
             progress=None if quiet else _bar_writer,
         )
-        _write_results(out_dir, config)
 
     record["sessions"][-1].update(
         finished=_now(), wall_seconds=round(time.perf_counter() - session_start, 3)

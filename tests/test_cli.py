@@ -105,7 +105,8 @@ def test_a_run_killed_mid_round_resumes_to_the_uninterrupted_result(tmp_path):
     checkpoint = killed / "checkpoints" / "trial0.json"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if checkpoint.exists() and len(json.loads(checkpoint.read_text())["rows"]) >= 1:
+        # results.csv is written right after a round's checkpoint
+        if (killed / "results.csv").exists():
             break
         assert process.poll() is None, "the run ended before it could be killed"
         time.sleep(0.05)
@@ -117,6 +118,8 @@ def test_a_run_killed_mid_round_resumes_to_the_uninterrupted_result(tmp_path):
     assert process.returncode == -signal.SIGKILL
     rows_at_kill = len(json.loads(checkpoint.read_text())["rows"])
     assert 1 <= rows_at_kill < 4
+    # the table of the rounds done so far is there, whole
+    assert 1 <= len(pd.read_csv(killed / "results.csv")) <= rows_at_kill
 
     done = cli("run", "--preset", "smoke", *QUICK, "--out", str(killed), "--quiet")
     assert done.returncode == 0, done.stderr[-3000:]
