@@ -352,10 +352,6 @@ def _sample_count(x) -> int | None:
     return None
 
 
-def _leaves(model: keras.Model):
-    return list(models._leaf_layers(model))
-
-
 def _layer_priors(layer, regularize_batchnorm: bool):
     """(variable, prior shape for He variance or None for batch norm, prior mean) of a layer."""
     if isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv3D, layers.Dense)):
@@ -371,8 +367,12 @@ def _layer_priors(layer, regularize_batchnorm: bool):
 
 def _branch_weights(members: list, regularize_batchnorm: bool) -> list[RegularisedWeight]:
     per_member = [
-        [item for layer in _leaves(m) for item in _layer_priors(layer, regularize_batchnorm)]
-        for m in members
+        [
+            item
+            for layer in models.leaf_layers(member)
+            for item in _layer_priors(layer, regularize_batchnorm)
+        ]
+        for member in members
     ]
     if len({len(items) for items in per_member}) != 1:
         raise ValueError("ensemble members must have the same architecture")
@@ -397,7 +397,7 @@ def _branch_weights(members: list, regularize_batchnorm: bool) -> list[Regularis
 
 def _grouped_weights(body, n_members: int, regularize_batchnorm: bool) -> list[RegularisedWeight]:
     weights = []
-    for layer in _leaves(body):
+    for layer in models.leaf_layers(body):
         for variable, prior_mean in _layer_priors(layer, regularize_batchnorm):
             shape = tuple(variable.shape)
             if isinstance(layer, models.MemberDense):

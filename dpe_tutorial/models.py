@@ -231,7 +231,7 @@ def training_flops_per_image(model: keras.Model) -> float:
     backward pass costs about twice the forward one.
     """
     forward = 0.0
-    for layer in _leaf_layers(model):
+    for layer in leaf_layers(model):
         if isinstance(layer, layers.Conv2D):
             kh, kw, in_per_group, out = layer.kernel.shape
             _, height, width, _ = layer.output.shape
@@ -241,9 +241,10 @@ def training_flops_per_image(model: keras.Model) -> float:
     return 3.0 * forward
 
 
-def _leaf_layers(model: keras.Model):
+def leaf_layers(model: keras.Model):
+    """Every layer of model that is not itself a model, in order, through nested models."""
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            yield from _leaf_layers(layer)
+            yield from leaf_layers(layer)
         else:
             yield layer
