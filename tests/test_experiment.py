@@ -191,3 +191,17 @@ def test_the_cifar10_smoke_preset_runs_on_the_shared_copy(tmp_path, monkeypatch)
     assert (record["dataset"]["pool_size"], record["dataset"]["test_size"]) == (5000, 1000)
     # narrow members and 1,000 labels: modest, but clearly better than chance (0.1)
     assert table["ensemble_accuracy"].iloc[-1] > 0.2
+
+
+@pytest.mark.slow
+@pytest.mark.keras_backend
+def test_the_linear4_settings_run_end_to_end_on_a_tiny_budget(tmp_path):
+    # everything that makes linear-4 differ from smoke (ResNet-18, bfloat16 mixed precision,
+    # augmentation, its optimiser and batch size), shrunk to digits and a few steps
+    config = experiment.preset("linear-4").with_overrides(
+        ["dataset=digits", "budget=128", "members=2", "width=2", "epochs=1", "eval_batch_size=256"]
+    )
+    assert config.mixed_precision and config.augment and config.member == "resnet18"
+    table = experiment.run_experiment(config, tmp_path / "run", quiet=True)
+    assert list(table["n_labeled"]) == [32, 64, 96, 128]
+    assert np.isfinite(table["nll"]).all()
