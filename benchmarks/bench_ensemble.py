@@ -110,11 +110,9 @@ def peak_memory_gib() -> float | None:
 
 def matmul_tflops(size: int = 4096, repeats: int = 10) -> dict:
     """Measured dense matmul rate: bfloat16 on GPUs, float32 on CPUs."""
-    import keras
     from keras import ops
 
-    device = keras.distribution.list_devices()[0]
-    on_gpu = device.startswith("gpu")
+    on_gpu = provenance.keras_device().startswith("gpu")
     dtype = "bfloat16" if on_gpu else "float32"
     if not on_gpu:
         size = min(size, 1024)

@@ -171,9 +171,9 @@ class DeepProbabilisticEnsemble(keras.Model):
     def call(self, inputs, training=False):
         inputs = ops.cast(inputs, "float32")
         if self.input_mean is not None:
-            inputs = (inputs - np.asarray(self.input_mean, "float32")) / np.asarray(
-                self.input_std, "float32"
-            )
+            mean = ops.convert_to_tensor(self.input_mean, "float32")
+            std = ops.convert_to_tensor(self.input_std, "float32")
+            inputs = (inputs - mean) / std
         if training and self.augment:
             inputs = self.augmentation(inputs, training=True)
         if self.layout == "branches":

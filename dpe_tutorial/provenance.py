@@ -78,11 +78,26 @@ def environment() -> dict:
         "keras": keras.__version__,
         "backend": backend,
         "backend_version": _backend_version(backend),
-        "device": keras.distribution.list_devices()[0],
+        "device": keras_device(),
         "device_name": info["gpu"] or info["cpu"],
         "git_commit": git_commit(),
         **info,
     }
+
+
+def keras_device() -> str:
+    """The device the Keras backend computes on, such as "cpu:0" or "gpu:0"."""
+    import keras
+
+    try:
+        return keras.distribution.list_devices()[0]
+    except (AttributeError, NotImplementedError):
+        pass  # Keras has no distribution support for this backend (PyTorch)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return "gpu:0" if torch.cuda.is_available() else "cpu:0"
+    return "unknown"
 
 
 def _backend_version(name: str) -> str | None:

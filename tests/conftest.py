@@ -73,7 +73,11 @@ def backend_gradients(fn, variables) -> list[np.ndarray]:
 
         return [np.asarray(g) for g in jax.grad(stateless)([v.value for v in variables])]
     if name == "torch":
+        for v in variables:
+            v.value.grad = None  # torch accumulates gradients across calls
         value = fn()
         value.backward()
-        return [v.value.grad.numpy() for v in variables]
+        return [
+            np.zeros(v.shape) if v.value.grad is None else v.value.grad.numpy() for v in variables
+        ]
     pytest.skip(f"backend {name} has no autodiff")
