@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -92,17 +93,22 @@ def keras_device() -> str:
     try:
         return keras.distribution.list_devices()[0]
     except (AttributeError, NotImplementedError):
-        pass  # Keras has no distribution support for this backend (PyTorch)
-    if keras.backend.backend() == "torch":
-        import torch
-
-        return "gpu:0" if torch.cuda.is_available() else "cpu:0"
-    return "unknown"
+        pass  # Keras has no distribution support for this backend (PyTorch): ask a tensor
+    device = str(getattr(keras.ops.zeros(()), "device", "unknown")).lower()
+    if "cuda" in device or "gpu" in device:
+        return "gpu:" + (device.rsplit(":", 1)[1] if ":" in device else "0")
+    return "cpu:0" if "cpu" in device else device
 
 
 def _backend_version(name: str) -> str | None:
-    modules = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
-    try:
-        return __import__(modules[name]).__version__
-    except (KeyError, ImportError):
-        return None
+    distributions = {
+        "tensorflow": ("tensorflow", "tensorflow-cpu"),
+        "jax": ("jax",),
+        "torch": ("torch",),
+    }
+    for distribution in distributions.get(name, ()):
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
