@@ -30,12 +30,12 @@ import numpy as np
 
 from . import acquisition, active, data, kl, models, provenance
 from .active import RESULT_COLUMNS
+from .ensemble import LAYOUTS
 from .files import atomic_write
 
 DATASETS = ("digits", "cifar10", "image_folder")
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("cosine", "constant")
-LAYOUTS = ("branches", "grouped")
 
 
 @dataclass(frozen=True)
