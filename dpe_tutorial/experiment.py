@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,9 +121,10 @@ class ExperimentConfig:
             if not sep or not key.strip():
                 raise ValueError(f"--set takes key=value, got {assignment!r}")
             try:
-                values[key.strip()] = yaml.safe_load(text) if text.strip() else None
+                value = yaml.safe_load(text) if text.strip() else None
             except yaml.YAMLError:
                 raise ValueError(f"cannot parse the value in {assignment!r}") from None
+            values[key.strip()] = _yaml_number(value)
         return ExperimentConfig.from_dict(values)
 
     @property
@@ -134,6 +136,16 @@ class ExperimentConfig:
             return f"ensemble ({self.acquisition})"
         beta = "elbo" if self.beta == "elbo" else f"{self.beta:g}"
         return f"DPE {self.kl_form}, beta={beta} ({self.acquisition})"
+
+
+_DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _yaml_number(value):
+    """YAML 1.1 reads ``1e-5`` (no dot) as a string; a user writing it means the number."""
+    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+        return float(value)
+    return value
 
 
 PRESETS: dict[str, dict] = {
@@ -193,6 +205,63 @@ def preset(name: str) -> ExperimentConfig:
         raise ValueError(
             f"unknown preset {name!r}; valid presets are {', '.join(PRESETS)}"
         ) from None
+
+
+def configure(
+    preset_name: str = "smoke", rounds: int | None = None, **overrides
+) -> ExperimentConfig:
+    """A preset with the fields that are not None replaced: what a notebook's parameters give.
+
+    ``rounds=K`` sets the schedule to ``linear-K``. Every other keyword is a
+    config field; unknown fields and invalid values raise ValueError.
+    """
+    values = preset(preset_name).to_dict()
+    if rounds is not None:
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+            raise ValueError(f"rounds must be a whole number >= 1, got {rounds!r}")
+        values["schedule"] = f"linear-{rounds}"
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return ExperimentConfig.from_dict(values)
+
+
+def with_baselines(config: ExperimentConfig) -> list[ExperimentConfig]:
+    """``config`` and the two baselines the papers compare it with, run by the same loop.
+
+    The baselines are random acquisition (same ensemble and beta) and the plain
+    ensemble (beta = 0, same acquisition). A baseline equal to ``config``
+    itself is not repeated.
+    """
+    variants = [
+        config,
+        dataclasses.replace(config, acquisition="random"),
+        dataclasses.replace(config, beta=0.0),
+    ]
+    unique: list[ExperimentConfig] = []
+    for variant in variants:
+        if variant not in unique:
+            unique.append(variant)
+    return unique
+
+
+def run_slug(config: ExperimentConfig) -> str:
+    """A folder name that tells the method apart: ``dpe-forward-elbo-predictive_entropy``."""
+    if config.beta == 0:
+        method = "ensemble"
+    else:
+        beta = "elbo" if config.beta == "elbo" else f"{config.beta:g}"
+        method = f"dpe-{config.kl_form}-{beta}"
+    return f"{method}-{config.acquisition}"
+
+
+def run_comparison(configs, out_root, quiet: bool = False) -> list[Path]:
+    """Run (or resume) each config into ``out_root/<name>/<run_slug>``; returns the folders."""
+    out_root = Path(out_root)
+    folders = []
+    for config in configs:
+        folder = out_root / (config.name or config.dataset) / run_slug(config)
+        run_experiment(config, folder, quiet=quiet)
+        folders.append(folder)
+    return folders
 
 
 def _validate(config: ExperimentConfig) -> None:
@@ -349,7 +418,7 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False):
     out_dir = Path(out_dir)
     config_path = out_dir / "config.json"
     previous = _existing_run(config_path, config)
-    split = _load_data(config)
+    split = load_data(config)
     pool, test = split.train, split.test
     sizes = active.schedule(
         config.schedule if isinstance(config.schedule, str) else list(config.schedule),
@@ -459,7 +528,11 @@ def _existing_run(config_path: Path, config: ExperimentConfig) -> dict | None:
     return record
 
 
-def _load_data(config: ExperimentConfig) -> data.Split:
+def load_data(config: ExperimentConfig) -> data.Split:
+    """The pool and test split a run of ``config`` uses (subsets drawn with fixed seeds).
+
+    The book calls it to draw a finished run's images and labels again.
+    """
     split = data.load_dataset(config.dataset, config.data_path)
     train, test = split.train, split.test
     if config.train_subset is not None and config.train_subset < len(train):

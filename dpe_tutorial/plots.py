@@ -150,6 +150,23 @@ def load_run(run_dir) -> Run:
     )
 
 
+def find_runs(root) -> list[Run]:
+    """Every results folder under ``root`` (at any depth) that has a results table, sorted by path.
+
+    A folder whose run has not finished a round yet (no ``results.csv``) is
+    skipped; a folder with a broken ``config.json`` or table raises, naming it.
+    A missing ``root`` gives an empty list.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return [
+        load_run(config.parent)
+        for config in sorted(root.rglob("config.json"))
+        if (config.parent / "results.csv").is_file()
+    ]
+
+
 def run_label(run: Run) -> str:
     """The method with the dataset and device, to tell apart runs of one method."""
     where = run.dataset if run.device is None else f"{run.dataset}, {run.device}"

@@ -75,6 +75,7 @@ def test_bad_fields_are_named_with_their_allowed_values(change, message):
 
 
 def test_overrides_parse_values_like_yaml():
+    assert ExperimentConfig.from_dict(TINY).with_overrides(["beta=1e-5"]).beta == 1e-5
     config = experiment.preset("smoke").with_overrides(
         ["beta=0", "acquisition=random", "schedule=[50, 100]", "budget=100", "augment=true"]
     )
@@ -103,6 +104,38 @@ def test_method_labels_tell_the_baselines_apart():
     assert base.method == "DPE forward, beta=elbo (predictive_entropy)"
     assert base.with_overrides(["beta=0"]).method == "ensemble (predictive_entropy)"
     assert base.with_overrides(["acquisition=random"]).method == "random"
+
+
+def test_configure_applies_only_the_parameters_that_are_set():
+    config = experiment.configure("smoke", rounds=2, budget=100, beta=None, epochs=3)
+    smoke = experiment.preset("smoke")
+    assert (config.schedule, config.budget, config.epochs) == ("linear-2", 100, 3)
+    assert config.beta == smoke.beta and config.members == smoke.members
+    assert experiment.configure("cifar10-smoke") == experiment.preset("cifar10-smoke")
+    with pytest.raises(ValueError, match="rounds must be a whole number >= 1"):
+        experiment.configure("smoke", rounds=0)
+    with pytest.raises(ValueError, match="unknown config field\\(s\\) budgt"):
+        experiment.configure("smoke", budgt=10)
+    with pytest.raises(ValueError, match="unknown preset 'smok'"):
+        experiment.configure("smok")
+
+
+def test_baselines_share_everything_but_the_method():
+    config = ExperimentConfig.from_dict(TINY)
+    dpe, random, plain = experiment.with_baselines(config)
+    assert dpe is config
+    assert random.to_dict() == {**config.to_dict(), "acquisition": "random"}
+    assert plain.to_dict() == {**config.to_dict(), "beta": 0.0}
+    assert [experiment.run_slug(c) for c in (dpe, random, plain)] == [
+        "dpe-forward-elbo-predictive_entropy",
+        "dpe-forward-elbo-random",
+        "ensemble-predictive_entropy",
+    ]
+    # a config that already is a baseline is not run twice
+    assert len(experiment.with_baselines(random)) == 2
+    assert experiment.run_slug(config.with_overrides(["beta=1e-5", "kl_form=paper"])) == (
+        "dpe-paper-1e-05-predictive_entropy"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +194,25 @@ def test_a_folder_of_another_config_is_refused(tiny_run):
     with pytest.raises(ValueError, match="holds a run of another config \\(differs in epochs\\)"):
         experiment.run_experiment(config.with_overrides(["epochs=3"]), out, quiet=True)
     assert (out / "results.csv").read_text() == before
+
+
+def test_run_comparison_puts_each_method_in_its_own_folder(tmp_path):
+    from dpe_tutorial import plots
+
+    config = ExperimentConfig.from_dict({**TINY, "epochs": 1, "name": "tiny"})
+    folders = experiment.run_comparison(experiment.with_baselines(config), tmp_path, quiet=True)
+    assert [f.relative_to(tmp_path).as_posix() for f in folders] == [
+        "tiny/dpe-forward-elbo-predictive_entropy",
+        "tiny/dpe-forward-elbo-random",
+        "tiny/ensemble-predictive_entropy",
+    ]
+    runs = plots.find_runs(tmp_path)
+    assert [run.path for run in runs] == sorted(folders)
+    assert sorted(run.method for run in runs) == sorted(
+        c.method for c in experiment.with_baselines(config)
+    )
+    split = experiment.load_data(config)
+    assert (len(split.train), len(split.test)) == (1437, 360)
 
 
 def test_a_budget_larger_than_the_pool_is_refused(tmp_path):
