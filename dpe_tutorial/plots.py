@@ -167,6 +167,47 @@ def find_runs(root) -> list[Run]:
     ]
 
 
+def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """Runs grouped by what they can be compared on: the config's name (preset) and dataset.
+
+    Keys read ``"linear-4 on cifar10"``; groups keep the order of ``runs``.
+    """
+    groups: dict[str, list[Run]] = {}
+    for run in _check_runs(runs):
+        name = run.config.get("name") or "unnamed"
+        groups.setdefault(f"{name} on {run.dataset}", []).append(run)
+    return groups
+
+
+def provenance_table(runs: Sequence[Run]) -> pd.DataFrame:
+    """Where each run comes from: dataset copy, device, backend, commit, trials and wall time.
+
+    One row per run, from its ``config.json``; a field the run did not record
+    shows as "unknown".
+    """
+    rows = []
+    for run in _check_runs(runs):
+        environment = run.record.get("environment") or {}
+        dataset = run.record.get("dataset") or {}
+        commit = environment.get("git_commit")
+        wall = run.record.get("wall_seconds")
+        rows.append(
+            {
+                "method": run.method,
+                "config": run.config.get("name") or "unnamed",
+                "dataset": dataset.get("provenance") or run.dataset,
+                "device": environment.get("device_name") or run.device or "unknown",
+                "backend": environment.get("backend") or "unknown",
+                "commit": commit[:10] if isinstance(commit, str) else "unknown",
+                "trials": int(run.results["trial"].nunique()),
+                "rounds": int(run.results["round"].nunique()),
+                "wall_minutes": round(wall / 60, 1) if isinstance(wall, (int, float)) else math.nan,
+                "folder": str(run.path),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def run_label(run: Run) -> str:
     """The method with the dataset and device, to tell apart runs of one method."""
     where = run.dataset if run.device is None else f"{run.dataset}, {run.device}"

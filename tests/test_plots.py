@@ -157,6 +157,41 @@ def test_load_run_errors(tmp_path):
         plots.load_run(folder)
 
 
+def test_find_runs_skips_unfinished_folders(tmp_path, dpe, random_run):
+    (tmp_path / "nested" / "unfinished").mkdir(parents=True)
+    (tmp_path / "nested" / "unfinished" / "config.json").write_text(
+        json.dumps({"config": {}, "method": "x"})
+    )
+    found = plots.find_runs(tmp_path)
+    assert [run.path.name for run in found] == ["dpe", "random"]
+    assert plots.find_runs(tmp_path / "missing") == []
+    (tmp_path / "dpe" / "config.json").write_text("{broken")
+    with pytest.raises(ValueError, match=r"dpe/config\.json is not valid JSON"):
+        plots.find_runs(tmp_path)
+
+
+def test_group_runs_by_preset_and_dataset(tmp_path, dpe, random_run):
+    other = plots.load_run(write_run(tmp_path / "other", dataset="cifar10", seed=2))
+    groups = plots.group_runs([dpe, other, random_run])
+    assert list(groups) == ["fake on digits", "fake on cifar10"]
+    assert groups["fake on digits"] == [dpe, random_run]
+    assert groups["fake on cifar10"] == [other]
+
+
+def test_provenance_table(dpe, random_run):
+    table = plots.provenance_table([dpe, random_run])
+    assert list(table["method"]) == [DPE, "random"]
+    row = table.iloc[0]
+    assert (row["dataset"], row["device"], row["backend"], row["commit"]) == (
+        "fake",
+        "a CPU",
+        "jax",
+        "unknown",
+    )
+    assert (row["trials"], row["rounds"]) == (2, 3)
+    assert row["wall_minutes"] == round(1.0 / 60, 1)
+
+
 def test_run_label_names_method_dataset_and_device(dpe):
     assert plots.run_label(dpe) == f"{DPE} — digits, cpu:0"
 
