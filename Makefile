@@ -1,4 +1,6 @@
 # Thin wrappers: every target creates the virtual environment first if needed.
+#   make book    execute every chapter and build the HTML book (prints where index.html is)
+#   make reproduce   the full linear-4 experiment through papermill (a GPU job; resumable)
 #   make test    the test suite on TensorFlow, then the backend tests on JAX (what CI runs)
 #   make test-fast   the same without the tests marked slow (a few minutes)
 #   make lint    ruff
@@ -10,6 +12,13 @@ EXTRAS ?= tensorflow-cpu,jax,book,dev
 # backends, besides the default TensorFlow, that rerun the tests marked keras_backend
 TEST_BACKENDS ?= jax
 PYTEST_ARGS ?=
+# the preset the book's experiment chapter runs: smoke (digits, offline) or cifar10-smoke (needs DPE_DATA)
+BOOK_PRESET ?= smoke
+BOOK_DIR ?= _build
+# where `make reproduce` writes the executed notebook and the results folders
+REPRODUCE_DIR ?= runs
+# more papermill parameters for the reproduction, e.g. REPRODUCE_ARGS="-p trials 3"
+REPRODUCE_ARGS ?=
 # a pytest marker expression that narrows both passes, e.g. MARKS="not slow"
 MARKS ?=
 
@@ -17,7 +26,7 @@ comma := ,
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: setup test test-fast lint benchmark clean
+.PHONY: setup book reproduce test test-fast lint benchmark clean
 
 setup: $(STAMP)
 
@@ -26,6 +35,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --editable ".[$(EXTRAS)]"
 	rm -f $(VENV)/.installed-* && touch $@
+
+book: setup
+	$(BIN)/python scripts/build_book.py --out $(BOOK_DIR) --preset $(BOOK_PRESET)
+
+# papermill runs the experiment chapter with the linear-4 preset; rerunning resumes
+reproduce: setup
+	mkdir -p $(REPRODUCE_DIR)/linear-4
+	$(BIN)/papermill book/06_linear4_experiment.ipynb $(REPRODUCE_DIR)/linear-4/notebook.ipynb \
+		--cwd book -p preset linear-4 -p out_dir $(abspath $(REPRODUCE_DIR)) -p quiet False \
+		$(REPRODUCE_ARGS)
 
 test: setup
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest $(if $(MARKS),-m "$(MARKS)") $(PYTEST_ARGS)
@@ -45,4 +64,4 @@ benchmark: setup
 	$(BIN)/python benchmarks/bench_acquisition.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BOOK_DIR) .pytest_cache .ruff_cache
