@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         help="preset the experiment chapter runs (smoke, cifar10-smoke, linear-4)",
     )
     parser.add_argument(
-        "--data", default=None, help="CIFAR-10 for the cifar10 presets (default: $DPE_DATA)"
+        "--data",
+        default=os.environ.get("DPE_BOOK_DATA"),
+        help="CIFAR-10 for the cifar10 presets (default: $DPE_BOOK_DATA, else $DPE_DATA)",
     )
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
