@@ -14,7 +14,8 @@ TEST_BACKENDS ?= jax
 PYTEST_ARGS ?=
 # the preset the book's experiment chapter runs: smoke (digits, offline) or cifar10-smoke (needs DPE_DATA)
 BOOK_PRESET ?= smoke
-BOOK_DIR ?= _build
+# the book goes to $(BOOK_DIR)/_build/html, the runs of its experiment chapter to $(BOOK_DIR)/_build/runs
+BOOK_DIR ?= .
 # where `make reproduce` writes the executed notebook and the results folders
 REPRODUCE_DIR ?= runs
 # more papermill parameters for the reproduction, e.g. REPRODUCE_ARGS="-p trials 3"
@@ -64,4 +65,4 @@ benchmark: setup
 	$(BIN)/python benchmarks/bench_acquisition.py
 
 clean:
-	rm -rf $(VENV) $(BOOK_DIR) .pytest_cache .ruff_cache
+	rm -rf $(VENV) _build .pytest_cache .ruff_cache

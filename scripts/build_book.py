@@ -1,11 +1,11 @@
 """Build the book: execute every chapter and write static HTML that renders offline.
 
-    python scripts/build_book.py [--out _build] [--preset smoke] [--data PATH]
+    python scripts/build_book.py [--out .] [--preset smoke] [--data PATH]
 
 Sphinx runs with warnings as errors (and nitpicky), so a broken reference,
 an unknown citation or a chapter that raises fails the build. The experiment
 chapter runs the preset given here (environment variable ``DPE_BOOK_PRESET``)
-and writes its results under ``<out>/runs``, where the results chapter finds
+and writes its results under ``<out>/_build/runs``, where the results chapter finds
 them. Prints the path of ``index.html`` and the build time.
 """
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def build_environment(out: Path, preset: str, data: str | None) -> dict[str, str]:
     environment = dict(os.environ)
     environment["DPE_BOOK_PRESET"] = preset
-    environment["DPE_BOOK_RUNS"] = str(out / "runs")
+    environment["DPE_BOOK_RUNS"] = str(out / "_build" / "runs")
     if data:
         environment["DPE_DATA"] = str(Path(data).resolve())
     environment.setdefault("KERAS_BACKEND", "tensorflow")
@@ -39,7 +39,11 @@ def build_environment(out: Path, preset: str, data: str | None) -> dict[str, str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(ROOT / "_build"), help="output folder")
+    parser.add_argument(
+        "--out",
+        default=str(ROOT),
+        help="the HTML goes to OUT/_build/html, the runs to OUT/_build/runs",
+    )
     parser.add_argument(
         "--preset",
         default=os.environ.get("DPE_BOOK_PRESET", "smoke"),

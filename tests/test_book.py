@@ -85,7 +85,9 @@ def test_the_book_builds_without_warnings(build, html):
     assert (html / "index.html").is_file()
     # the experiment chapter ran its preset with the baselines, into the build folder
     preset = os.environ.get("DPE_BOOK_PRESET", "smoke")
-    finished = sorted(p.parent.name for p in (out / "runs" / preset).glob("*/results.csv"))
+    finished = sorted(
+        p.parent.name for p in (out / "_build" / "runs" / preset).glob("*/results.csv")
+    )
     assert finished == [
         "dpe-forward-elbo-predictive_entropy",
         "dpe-forward-elbo-random",
