@@ -18,8 +18,9 @@ Three penalties are offered (``form``), each summed over the weights:
     DPE papers. It equals 2 KL(p || q) + log sigma_p^2 + 1 per weight: the
     reverse divergence, although the papers write it as KL(q || p).
 
-Everything here is written with ``keras.ops``, so it runs on every Keras
-backend and can sit inside a training loss.
+The penalties are written with ``keras.ops``, so they run on every Keras
+backend and can sit inside a training loss. :func:`monte_carlo_kl`, a plain
+numpy estimate of a Gaussian KL by sampling, checks the closed forms.
 """
 
 from __future__ import annotations
@@ -174,3 +175,75 @@ def _concrete(x):
         return np.asarray(ops.convert_to_numpy(x), dtype=np.float64)
     except Exception:  # tracers and graph tensors refuse conversion: nothing to check yet
         return None
+
+
+def monte_carlo_kl(q_mean, q_var, p_mean, p_var, n_samples: int, rng: np.random.Generator):
+    """A Monte Carlo estimate of KL(q || p) between univariate Gaussians, with its standard error.
+
+    Draws ``n_samples`` values w ~ q = N(q_mean, q_var) and averages
+    log q(w) - log p(w), where p = N(p_mean, p_var). Independent of the closed
+    forms in :func:`kl_terms`, so it checks them. Plain numpy in float64; not
+    for training losses.
+
+    The reverse divergence KL(p || q) is the same call with the two Gaussians
+    swapped: ``monte_carlo_kl(p_mean, p_var, q_mean, q_var, n_samples, rng)``
+    samples from p. The papers' penalty is 2 KL(p || q) + log p_var + 1 per
+    weight, so its estimate is twice the reverse estimate plus that constant,
+    with twice the standard error.
+
+    Parameters
+    ----------
+    q_mean, q_var : float or array_like
+        Mean and variance of q, the distribution that is sampled. Variances
+        must be positive and finite.
+    p_mean, p_var : float or array_like
+        Mean and variance of p. All four broadcast together; every element of
+        the broadcast shape is one independent KL estimate.
+    n_samples : int
+        Number of draws per element, at least 2 (the standard error needs two).
+    rng : numpy.random.Generator
+        The source of randomness, e.g. ``np.random.default_rng(0)``.
+
+    Returns
+    -------
+    estimate, standard_error : numpy.ndarray
+        Float64 arrays of the broadcast shape (0-d for scalar inputs): the
+        sample mean of log q(w) - log p(w) and its standard error, the sample
+        standard deviation (ddof=1) over sqrt(n_samples). Elements are
+        estimated from independent draws, so the standard error of a sum of
+        estimates is the root of the sum of squared standard errors.
+
+    Raises
+    ------
+    ValueError
+        For a non-positive or non-finite variance, a non-finite mean,
+        ``n_samples`` below 2 or not an integer, or ``rng`` that is not a
+        ``numpy.random.Generator``.
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
+        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
+    if n_samples < 2:
+        raise ValueError(f"n_samples must be at least 2, got {n_samples}")
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(
+            "rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+            f"got {type(rng).__name__}"
+        )
+    arrays = {}
+    for name, value in (("q_mean", q_mean), ("q_var", q_var), ("p_mean", p_mean), ("p_var", p_var)):
+        array = np.asarray(value, dtype=np.float64)
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name} must be finite, got {array.ravel()[:5]}")
+        if name.endswith("var") and np.any(array <= 0):
+            raise ValueError(f"{name} must be positive, got {array.ravel()[:5]}")
+        arrays[name] = array
+    q_mean, q_var, p_mean, p_var = np.broadcast_arrays(*arrays.values())
+
+    w = q_mean + np.sqrt(q_var) * rng.standard_normal((n_samples, *q_mean.shape))
+    # log N(w; a, v) = -0.5 log(2 pi v) - (w - a)^2 / (2 v); the 2 pi cancels in the difference
+    log_ratio = 0.5 * (np.log(p_var) - np.log(q_var)) + 0.5 * (
+        np.square(w - p_mean) / p_var - np.square(w - q_mean) / q_var
+    )
+    estimate = log_ratio.mean(axis=0)
+    standard_error = log_ratio.std(axis=0, ddof=1) / math.sqrt(n_samples)
+    return estimate, standard_error
