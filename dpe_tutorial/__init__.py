@@ -19,6 +19,7 @@ _SUBMODULES = (
     "acquisition",
     "active",
     "cli",
+    "conjugate",
     "data",
     "ensemble",
     "experiment",
@@ -26,6 +27,7 @@ _SUBMODULES = (
     "metrics",
     "models",
     "plots",
+    "toy",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

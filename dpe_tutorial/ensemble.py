@@ -46,11 +46,12 @@ class DeepProbabilisticEnsemble(keras.Model):
     """An ensemble of E networks whose output stacks their logits to ``(batch, E, classes)``.
 
     Args:
-        input_shape: ``(height, width, channels)`` of the images.
+        input_shape: ``(height, width, channels)`` of the images, or
+            ``(features,)`` for feature vectors (with the ``"mlp"`` member).
         n_classes: number of classes.
         n_members: E, the number of members (at least 2 when beta > 0).
         member: name of a member builder in :mod:`dpe_tutorial.models`
-            (``"resnet18"``, ``"small_cnn"``, or one added with
+            (``"resnet18"``, ``"small_cnn"``, ``"mlp"``, or one added with
             :func:`~dpe_tutorial.models.register_member`).
         member_kwargs: extra arguments for the builder, such as ``{"width": 16}``.
         layout: ``"branches"`` builds E separate member networks side by side
@@ -66,11 +67,12 @@ class DeepProbabilisticEnsemble(keras.Model):
         labeled_size: N for ``beta="elbo"``. When None, ``fit`` takes the
             number of training samples it is given.
         input_mean, input_std: per-channel statistics of the training images
-            (pixel units); inputs, which may be ``uint8``, are standardised
-            with them inside the model, so raw images go in everywhere.
+            (pixel units), or per-feature ones for feature vectors; inputs,
+            which may be ``uint8``, are standardised with them inside the
+            model, so raw images go in everywhere.
         augment: when training, pad by 4 pixels, crop back at random and flip
             horizontally (Keras preprocessing layers: on the device, every
-            backend). Never applied when predicting or evaluating.
+            backend). Never applied when predicting or evaluating. Images only.
 
     Compile it with an optimizer only: the loss is the DPE objective. Training
     reports ``cross_entropy``, ``kl`` (the unweighted penalty), ``beta``,
@@ -112,6 +114,11 @@ class DeepProbabilisticEnsemble(keras.Model):
         self.labeled_size = None
         self.input_mean, self.input_std = _check_statistics(input_mean, input_std, input_shape)
         self.augment = bool(augment)
+        if self.augment and len(self.image_shape) != 3:
+            raise ValueError(
+                "augment=True pads, crops and flips images: it needs an input_shape of "
+                f"(height, width, channels), got {self.image_shape}"
+            )
         if self.augment:
             height, width = self.image_shape[:2]
             self.augmentation = keras.Sequential(

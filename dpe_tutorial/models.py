@@ -1,13 +1,15 @@
-"""Ensemble members: the CIFAR ResNet-18 and a small CNN for fast CPU runs.
+"""Ensemble members: the CIFAR ResNet-18, a small CNN for fast CPU runs, and an MLP.
 
-Each builder returns a functional ``keras.Model`` that maps images to logits.
+Each builder returns a functional ``keras.Model`` that maps images (or, for
+:func:`mlp`, feature vectors) to logits.
 With ``members=1`` (the default) it is one plain network, shape
 ``(batch, classes)``. With ``members=E`` it is E independent networks fused in
 one graph, shape ``(batch, E, classes)``: the input is repeated E times along
 the channels, every convolution is grouped (``groups=E``, so member e only
 sees its own channels), batch norm is per channel (so per member), and the
-classifier is a :class:`MemberDense`. This "grouped" layout runs the members
-as one wide network instead of E branches; the ensemble offers both.
+classifier is a :class:`MemberDense` (so are the MLP's hidden layers). This
+"grouped" layout runs the members as one wide network instead of E branches;
+the ensemble offers both.
 
 Kernels start from the He-by-fan-out prior N(0, 2 / fan_out) that the DPE
 penalty uses. Only ``keras.layers`` and ``keras.ops``: every backend works.
@@ -115,9 +117,19 @@ class _Stack:
     def relu(self, x):
         return layers.ReLU(dtype=self.dtype)(x)
 
+    def dense(self, x, units: int):
+        """A dense layer per member: ``(batch, E * d)`` features to ``(batch, E * units)``."""
+        if self.members == 1:
+            return layers.Dense(units, kernel_initializer=prior_initializer(), dtype=self.dtype)(x)
+        x = MemberDense(self.members, units, dtype=self.dtype)(x)
+        return layers.Reshape((self.members * units,), dtype=self.dtype)(x)
+
     def head(self, x, n_classes: int):
         """Global average pooling and the classifier, with float32 logits."""
-        x = layers.GlobalAveragePooling2D(dtype=self.dtype)(x)
+        return self.classifier(layers.GlobalAveragePooling2D(dtype=self.dtype)(x), n_classes)
+
+    def classifier(self, x, n_classes: int):
+        """The dense classifier on ``(batch, E * d)`` features, with float32 logits."""
         if self.members == 1:
             return layers.Dense(n_classes, kernel_initializer=prior_initializer(), dtype="float32")(
                 x
@@ -196,11 +208,51 @@ def small_cnn(
     return keras.Model(inputs, stack.head(x, n_classes), name=name or "small_cnn")
 
 
-MEMBERS: dict[str, MemberBuilder] = {"resnet18": resnet18, "small_cnn": small_cnn}
+def mlp(
+    input_shape: Sequence[int],
+    n_classes: int,
+    width: int = 64,
+    depth: int = 2,
+    members: int = 1,
+    dtype=None,
+    name: str | None = None,
+) -> keras.Model:
+    """A multilayer perceptron for feature vectors, such as the book's 2-D toy problems.
+
+    ``depth`` hidden dense-ReLU layers of ``width`` units (no batch norm: it
+    behaves badly on the few dozen labels of a toy problem), then a dense
+    classifier returning logits; ``depth=0`` is multinomial logistic
+    regression. ``input_shape`` is ``(features,)``; a longer shape such as an
+    image's is flattened first. With ``members=E`` every layer is a
+    :class:`MemberDense`, so the E members run as one network. Other
+    arguments as in :func:`resnet18`.
+    """
+    input_shape = tuple(input_shape)
+    if len(input_shape) < 1 or any(int(d) <= 0 for d in input_shape):
+        raise ValueError(f"input_shape must be (features,) with positive sizes, got {input_shape}")
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    if width < 1:
+        raise ValueError(f"width must be at least 1, got {width}")
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise ValueError(f"depth must be a whole number >= 0, got {depth!r}")
+    stack = _Stack(members, dtype)
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    if len(input_shape) > 1:
+        x = layers.Flatten(dtype=dtype)(x)
+    if members > 1:
+        x = RepeatChannels(members, dtype=dtype)(x)  # member-major copies of the features
+    for _ in range(depth):
+        x = stack.relu(stack.dense(x, width))
+    return keras.Model(inputs, stack.classifier(x, n_classes), name=name or "mlp")
+
+
+MEMBERS: dict[str, MemberBuilder] = {"resnet18": resnet18, "small_cnn": small_cnn, "mlp": mlp}
 
 
 def get_member(name: str) -> MemberBuilder:
-    """The member builder called ``name`` (``"resnet18"`` or ``"small_cnn"``)."""
+    """The member builder called ``name`` (``"resnet18"``, ``"small_cnn"``, ``"mlp"``, ...)."""
     try:
         return MEMBERS[name]
     except (KeyError, TypeError):
