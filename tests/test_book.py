@@ -20,7 +20,13 @@ from headless_chromium import Chromium, find_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = [p.stem for p in sorted((ROOT / "book").glob("*.ipynb"))] + ["references"]
-SCREENSHOT_PAGES = ("01_introduction", "03_elbo", "04_pooled_kl", "07_results")
+SCREENSHOT_PAGES = (
+    "01_introduction",
+    "02_active_learning",
+    "03_elbo",
+    "04_pooled_kl",
+    "07_results",
+)
 SCREENSHOTS = Path(os.environ.get("DPE_SCREENSHOTS", ROOT / "_build" / "screenshots"))
 
 pytestmark = pytest.mark.slow
@@ -155,13 +161,18 @@ RENDER_CHECK = r"""
     images: document.images.length,
     broken: Array.from(document.images).filter(img => !(img.complete && img.naturalWidth > 0))
         .map(img => img.getAttribute("src").slice(0, 80)),
-    firstEquation: (() => {
-      const el = document.querySelector("div.math");
-      if (!el) return null;
-      const box = el.getBoundingClientRect();
-      return {x: 0, y: Math.max(0, box.top + window.scrollY - 120), width: 1280, height: 420};
-    })(),
   };
+})()
+"""
+
+# Scrolls the first element matching SELECTOR to the top of the window; false when there is none.
+SCROLL_TO = """
+(() => {
+  const el = document.querySelector("SELECTOR");
+  if (!el) return false;
+  el.scrollIntoView({block: "start"});
+  window.scrollBy(0, -80);
+  return true;
 })()
 """
 
@@ -189,8 +200,9 @@ def test_every_page_renders_offline_with_math_and_images(html, browser, chapter)
     assert report["broken"] == [], report
     if chapter in SCREENSHOT_PAGES:
         browser.screenshot(SCREENSHOTS / f"{chapter}.png")
-        if report["firstEquation"]:
-            browser.screenshot(SCREENSHOTS / f"{chapter}-equation.png", report["firstEquation"])
+        for part, selector in (("equation", "div.math"), ("figure", ".cell_output img")):
+            if browser.evaluate(SCROLL_TO.replace("SELECTOR", selector)):
+                browser.screenshot(SCREENSHOTS / f"{chapter}-{part}.png")
 
 
 # What each chapter must show once rendered: typeset math where it derives things, figures.
