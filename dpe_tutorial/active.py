@@ -153,6 +153,7 @@ def run_trial(
     on_round: Callable[[dict, RoundOutput], None] | None = None,
     on_checkpoint: Callable[[list[dict]], None] | None = None,
     progress: Callable[[str], None] | None = None,
+    evaluate_extra: Callable[[Learner], dict] | None = None,
 ) -> list[dict]:
     """Run (or resume) one trial and return one row per round.
 
@@ -161,6 +162,8 @@ def run_trial(
     the same way. ``on_round(row, output)`` runs before the checkpoint is
     written, so whatever it saves exists whenever the checkpoint does;
     ``on_checkpoint(rows)`` runs after it, with every row so far.
+    ``evaluate_extra(learner)`` returns more metrics for the round's row
+    (the experiment's shifted-input AUROCs).
     """
     score = acquisition.get(acquisition_name)
     sizes = schedule(list(sizes), pool_size=len(train_images))
@@ -191,6 +194,7 @@ def run_trial(
             "n_labeled": n_labelled,
             "acquisition": acquisition_name,
             **metrics.evaluate(test_member_probs, test_labels),
+            **(evaluate_extra(learner) if evaluate_extra else {}),
             "train_seconds": train_seconds,
         }
 

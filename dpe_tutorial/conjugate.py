@@ -25,7 +25,7 @@ theta (:func:`log_joint`), the evidence by the trapezoid rule on such a grid
 
 Everything is numpy float64 and needs no Keras backend. The variational
 parameters ``q_mean`` and ``q_var`` broadcast against each other, so one call
-evaluates a whole grid of q. :func:`kl_normal` is the ``"forward"`` form of
+evaluates a whole grid of q. :func:`kl_normal` is the ``"exclusive"`` form of
 :func:`dpe_tutorial.kl.kl_terms` (the KL of the ELBO) in float64 numpy: the
 Keras version computes in float32 on the JAX backend, too coarse for identities
 checked to 1e-10.
@@ -205,7 +205,7 @@ def kl_normal(mean_q, var_q, mean_p, var_p) -> np.ndarray:
         KL = 1/2 [log(var_p / var_q) + (var_q + (mean_q - mean_p)^2) / var_p - 1].
 
     Zero exactly when the two normals are equal, positive otherwise. This is
-    the ``"forward"`` form of :func:`dpe_tutorial.kl.kl_terms` (the KL that the
+    the ``"exclusive"`` form of :func:`dpe_tutorial.kl.kl_terms` (the KL that the
     ELBO contains) in numpy, so that identities can be checked to 1e-10 on
     every Keras backend.
 

@@ -11,12 +11,16 @@ On beta: the negative ELBO of the labelled set of size N is
 N * E_q[mean cross-entropy] + KL(q || p). The ensemble estimates the
 expectation by the mean over its E members; multiplying by E / N gives
 sum_e mean CE_e + (E / N) KL, which is this objective with beta = E / N.
-``beta="elbo"`` uses that value (the seed post fixes beta = 1e-5 instead).
+``beta="elbo"`` uses that value; ``beta="elbo*0.01"`` a tempered one, a
+multiple of E / N (as in the cold-posterior and KL-annealing literature), that
+also follows N as the labelled set grows; a plain number fixes beta (the seed
+post uses 1e-5).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,7 +31,35 @@ from keras import layers, ops
 from . import kl, models
 
 LAYOUTS = ("branches", "grouped")
-BATCHNORM_PRIOR_VARIANCE = 0.01  # the papers' prior on batch-norm scales and offsets
+_TEMPERED = re.compile(r"^elbo\s*\*\s*(\S+)$")
+
+
+def elbo_multiple(beta) -> float | None:
+    """How many times E / N ``beta`` asks for, or None for a fixed number; checks ``beta``.
+
+    ``"elbo"`` is 1; ``"elbo*0.01"`` is 0.01 (a tempered ELBO weight); a
+    number >= 0 is a fixed beta. Anything else raises ValueError.
+    """
+    if isinstance(beta, str):
+        if beta.strip() == "elbo":
+            return 1.0
+        match = _TEMPERED.match(beta.strip())
+        try:
+            factor = float(match.group(1)) if match else math.nan
+        except ValueError:
+            factor = math.nan
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(
+                f'beta must be a number >= 0, "elbo" (E / N) or "elbo*F" with a number F > 0 '
+                f"(F times E / N), got {beta!r}"
+            )
+        return factor
+    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.number)):
+        raise ValueError(f'beta must be a number >= 0, "elbo" or "elbo*F", got {beta!r}')
+    if not math.isfinite(beta) or beta < 0:
+        raise ValueError(f'beta must be a finite number >= 0, "elbo" or "elbo*F", got {beta!r}')
+    return None
+
 
 
 @dataclass(frozen=True)
@@ -58,8 +90,10 @@ class DeepProbabilisticEnsemble(keras.Model):
             (what the seed did); ``"grouped"`` fuses them into one network
             with grouped convolutions. Same model, different speed.
         beta: weight of the KL penalty: a number >= 0 (0 is a plain
-            ensemble) or ``"elbo"`` for E / N (module docstring).
-        kl_form: ``"forward"``, ``"reverse"`` or ``"paper"`` (:mod:`dpe_tutorial.kl`).
+            ensemble), ``"elbo"`` for E / N, or ``"elbo*F"`` for F times E / N
+            (a tempered ELBO; module docstring).
+        kl_form: ``"exclusive"`` KL(q||p), ``"inclusive"`` KL(p||q) or
+            ``"paper"`` (:mod:`dpe_tutorial.kl`).
         regularize_batchnorm: also put the papers' priors on batch-norm
             scales (mean 1) and offsets (mean 0), variance 0.01.
         mixed_precision: compute in bfloat16 (for GPUs); variables, logits
@@ -88,7 +122,7 @@ class DeepProbabilisticEnsemble(keras.Model):
         member_kwargs: dict | None = None,
         layout: str = "branches",
         beta: float | str = "elbo",
-        kl_form: str = "forward",
+        kl_form: str = "exclusive",
         regularize_batchnorm: bool = True,
         mixed_precision: bool = False,
         labeled_size: int | None = None,
@@ -157,7 +191,8 @@ class DeepProbabilisticEnsemble(keras.Model):
         self.beta_variable = self.add_weight(
             shape=(), initializer="zeros", trainable=False, name="beta", dtype="float32"
         )
-        if beta != "elbo":
+        self.elbo_multiple = elbo_multiple(beta)
+        if self.elbo_multiple is None:
             self.beta_variable.assign(float(beta))
         if labeled_size is not None:
             self.set_labeled_size(labeled_size)
@@ -191,12 +226,12 @@ class DeepProbabilisticEnsemble(keras.Model):
         return (input_shape[0], self.n_members, self.n_classes)
 
     def set_labeled_size(self, n: int) -> None:
-        """Set N, the labelled-set size; with ``beta="elbo"`` beta becomes E / N."""
+        """Set N, the labelled-set size; with ``beta="elbo*F"`` beta becomes F * E / N."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"labeled_size must be a positive integer, got {n!r}")
         self.labeled_size = int(n)
-        if self.beta == "elbo":
-            self.beta_variable.assign(self.n_members / self.labeled_size)
+        if self.elbo_multiple is not None:
+            self.beta_variable.assign(self.elbo_multiple * self.n_members / self.labeled_size)
 
     # -- the objective -----------------------------------------------------
 
@@ -210,7 +245,8 @@ class DeepProbabilisticEnsemble(keras.Model):
             return total
         for weight in self.regularised:
             total = total + kl.gaussian_kl(
-                weight.member_values(),
+                # float32 always: the spread of near-equal members is lost in bfloat16
+                ops.cast(weight.member_values(), "float32"),
                 weight.prior_var,
                 weight.prior_mean,
                 form=self.kl_form,
@@ -264,7 +300,7 @@ class DeepProbabilisticEnsemble(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        if self.beta == "elbo" and self.labeled_size is None:
+        if self.elbo_multiple is not None and self.labeled_size is None:
             n = _sample_count(x)
             if n is None:
                 raise ValueError(
@@ -314,13 +350,8 @@ def _check_config(n_members, layout, beta, kl_form, labeled_size) -> None:
         raise ValueError(f"n_members must be at least 1, got {n_members}")
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; valid layouts are {', '.join(LAYOUTS)}")
-    if kl_form not in kl.FORMS:
-        raise ValueError(f"unknown kl_form {kl_form!r}; valid forms are {', '.join(kl.FORMS)}")
-    if beta != "elbo":
-        if isinstance(beta, (bool, str)) or not isinstance(beta, (int, float, np.number)):
-            raise ValueError(f'beta must be a number >= 0 or "elbo", got {beta!r}')
-        if not math.isfinite(beta) or beta < 0:
-            raise ValueError(f'beta must be a finite number >= 0 or "elbo", got {beta!r}')
+    kl.check_form(kl_form, "kl_form")
+    elbo_multiple(beta)
     if n_members < 2 and beta != 0:
         raise ValueError(
             f"the KL penalty needs at least 2 members (got n_members={n_members}); "
@@ -443,5 +474,5 @@ def _split_last_axis(n_members: int):
 
 def _prior_variance(member_shape: tuple) -> float:
     if len(member_shape) == 1:  # batch-norm scale or offset
-        return BATCHNORM_PRIOR_VARIANCE
+        return models.BATCHNORM_PRIOR_VARIANCE
     return kl.he_prior_variance(member_shape)

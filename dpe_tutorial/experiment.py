@@ -29,9 +29,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import acquisition, active, data, kl, models, provenance
+from . import acquisition, active, data, kl, metrics, models, provenance, shifts
 from .active import RESULT_COLUMNS
-from .ensemble import LAYOUTS
+from .ensemble import LAYOUTS, elbo_multiple
 from .files import atomic_write
 
 DATASETS = ("digits", "cifar10", "image_folder")
@@ -54,7 +54,7 @@ class ExperimentConfig:
     width: int = 8
     layout: str = "branches"
     beta: float | str = "elbo"
-    kl_form: str = "forward"
+    kl_form: str = "exclusive"
     regularize_batchnorm: bool = True
     acquisition: str = "predictive_entropy"
     epochs: int = 15
@@ -69,6 +69,7 @@ class ExperimentConfig:
     trials: int = 1
     seed: int = 0
     eval_batch_size: int = 512
+    shift_samples: int = 1000
     name: str = ""
 
     def __post_init__(self):
@@ -134,8 +135,15 @@ class ExperimentConfig:
             return "random"
         if self.beta == 0:
             return f"ensemble ({self.acquisition})"
-        beta = "elbo" if self.beta == "elbo" else f"{self.beta:g}"
-        return f"DPE {self.kl_form}, beta={beta} ({self.acquisition})"
+        return f"DPE {self.kl_form}, beta={beta_label(self.beta)} ({self.acquisition})"
+
+
+def beta_label(beta) -> str:
+    """``1e-05``, ``elbo`` or ``elbo*0.01``: beta as a user writes it."""
+    multiple = elbo_multiple(beta)
+    if multiple is None:
+        return f"{beta:g}"
+    return "elbo" if multiple == 1 else f"elbo*{multiple:g}"
 
 
 _DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -244,11 +252,11 @@ def with_baselines(config: ExperimentConfig) -> list[ExperimentConfig]:
 
 
 def run_slug(config: ExperimentConfig) -> str:
-    """A folder name that tells the method apart: ``dpe-forward-elbo-predictive_entropy``."""
+    """A folder name that tells the method apart: ``dpe-exclusive-elbo-x0.01-predictive_entropy``."""
     if config.beta == 0:
         method = "ensemble"
     else:
-        beta = "elbo" if config.beta == "elbo" else f"{config.beta:g}"
+        beta = beta_label(config.beta).replace("*", "-x")
         method = f"dpe-{config.kl_form}-{beta}"
     return f"{method}-{config.acquisition}"
 
@@ -316,17 +324,20 @@ def _validate(config: ExperimentConfig) -> None:
     choice("member", tuple(models.MEMBERS))
     whole("width")
     choice("layout", LAYOUTS)
-    if config.beta != "elbo":
-        if isinstance(config.beta, (bool, str)) or not isinstance(config.beta, (int, float)):
-            fail("beta", 'a number >= 0 or "elbo"', config.beta)
-        number("beta")
+    try:
+        elbo_multiple(config.beta)
+    except ValueError:
+        fail("beta", 'a number >= 0, "elbo" (E / N) or "elbo*F" (F times E / N)', config.beta)
     if config.members < 2 and config.beta != 0:
         fail(
             "members",
             "at least 2 when beta is not 0 (the KL penalty needs a spread)",
             config.members,
         )
-    choice("kl_form", kl.FORMS)
+    try:
+        kl.check_form(config.kl_form, "config field 'kl_form'")
+    except ValueError as error:
+        raise ValueError(str(error)) from None
     flag("regularize_batchnorm")
     choice("acquisition", acquisition.names())
     whole("epochs")
@@ -341,6 +352,7 @@ def _validate(config: ExperimentConfig) -> None:
     whole("trials")
     whole("seed", minimum=0)
     whole("eval_batch_size")
+    whole("shift_samples", minimum=0)
     if not isinstance(config.name, str):
         fail("name", "a string", config.name)
 
@@ -411,8 +423,13 @@ class EnsembleLearner(active.Learner):
         )
 
 
-def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False):
-    """Run (or resume) every trial of ``config`` into ``out_dir``; returns the results table."""
+def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False, trials=None):
+    """Run (or resume) the trials of ``config`` into ``out_dir``; returns the results table.
+
+    ``trials`` (indices below ``config.trials``) runs only those trials in
+    this call, so a study can finish one trial of every method before it
+    starts the next; by default every trial runs.
+    """
     import pandas as pd
 
     out_dir = Path(out_dir)
@@ -445,7 +462,21 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False):
     atomic_write(config_path, json.dumps(record, indent=2))
     session_start = time.perf_counter()
 
-    for trial in _bar(range(config.trials), quiet, "trials", unit="trial"):
+    shifted = shifts.shifted_sets(test.images, config.shift_samples, seed=config.seed)
+    chosen_trials = range(config.trials) if trials is None else list(trials)
+    if any(not 0 <= t < config.trials for t in chosen_trials):
+        raise ValueError(f"trials must lie in [0, {config.trials}), got {list(chosen_trials)}")
+
+    def shift_metrics(learner):
+        if not config.shift_samples:
+            return {}
+        test_probs = learner.predict_members(test.images[: config.shift_samples])
+        return {
+            f"auroc_{kind}": metrics.separation_auroc(test_probs, learner.predict_members(images))
+            for kind, images in shifted.items()
+        }
+
+    for trial in _bar(chosen_trials, quiet, "trials", unit="trial"):
         trial_seed = int(np.random.SeedSequence([config.seed, trial]).generate_state(1)[0])
 
         def make_learner(round_index, n_labelled, trial_seed=trial_seed):
@@ -479,6 +510,7 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False):
             seed=trial_seed,
             checkpoint=out_dir / "checkpoints" / f"trial{trial}.json",
             on_round=save_round,
+            evaluate_extra=shift_metrics,
             on_checkpoint=lambda rows: _write_results(out_dir, config),  # a table every round
             progress=None if quiet else _bar_writer,
         )
@@ -502,7 +534,8 @@ def _write_results(out_dir: Path, config: ExperimentConfig) -> None:
     table = pd.DataFrame(rows)
     table["method"] = config.method
     table["dataset"] = config.dataset
-    columns = [*RESULT_COLUMNS, "method", "dataset"]
+    extra = [c for c in table.columns if c not in RESULT_COLUMNS and c not in ("method", "dataset")]
+    columns = [*RESULT_COLUMNS, "method", "dataset", *extra]
     table = table[columns].sort_values(["trial", "round"])
     atomic_write(out_dir / "results.csv", table.to_csv(index=False))
 

@@ -6,17 +6,22 @@ population variance ``s_i^2``: q is the product of the Gaussians
 N(mu_i, s_i^2). The prior is p = N(m, sigma_p^2) per weight, with the He
 variance sigma_p^2 = 2 / fan_out for kernels.
 
-Three penalties are offered (``form``), each summed over the weights:
+Three penalties are offered (``form``), each summed over the weights. The
+names say which distribution the divergence averages over, so they cannot be
+read the wrong way round ("forward" and "reverse" mean opposite things in
+different texts):
 
-``"forward"``
+``"exclusive"``
     KL(q || p) = log(sigma_p / s) + (s^2 + (mu - m)^2) / (2 sigma_p^2) - 1/2,
-    the divergence that the evidence lower bound contains.
-``"reverse"``
-    KL(p || q) = log(s / sigma_p) + (sigma_p^2 + (mu - m)^2) / (2 s^2) - 1/2.
+    the divergence that the evidence lower bound contains (mode-seeking:
+    q avoids mass where p has little).
+``"inclusive"``
+    KL(p || q) = log(s / sigma_p) + (sigma_p^2 + (mu - m)^2) / (2 s^2) - 1/2
+    (mass-covering: q must cover wherever p has mass).
 ``"paper"``
     log s^2 + sigma_p^2 / s^2 + (mu - m)^2 / s^2, the penalty printed in the
     DPE papers. It equals 2 KL(p || q) + log sigma_p^2 + 1 per weight: the
-    reverse divergence, although the papers write it as KL(q || p).
+    inclusive divergence, although the papers write it as KL(q || p).
 
 The penalties are written with ``keras.ops``, so they run on every Keras
 backend and can sit inside a training loss. :func:`monte_carlo_kl`, a plain
@@ -32,11 +37,16 @@ import keras
 import numpy as np
 from keras import ops
 
-FORMS = ("forward", "reverse", "paper")
+FORMS = ("exclusive", "inclusive", "paper")
+# the names used before: refused with a message that names the new one
+RENAMED_FORMS = {"forward": "exclusive", "reverse": "inclusive"}
 
 # Added to the pooled variance: identical members (s^2 = 0) would otherwise
 # give log(0) and a division by zero. Far below any He prior variance of a
 # realistic layer (2 / (3 * 3 * 512) ~ 4e-4) and still representable in float32.
+# It is a guard, not a clip: members start as independent draws from the prior
+# (models.py), so in training s^2 is of the order of the prior variance and the
+# epsilon changes the penalty by a relative 1e-8 / sigma_p^2 at most.
 DEFAULT_EPS = 1e-8
 
 
@@ -68,7 +78,7 @@ def pooled_moments(stacked):
     return ops.mean(stacked, axis=0), ops.var(stacked, axis=0)
 
 
-def kl_terms(mean, var, prior_var, prior_mean=0.0, form: str = "forward"):
+def kl_terms(mean, var, prior_var, prior_mean=0.0, form: str = "exclusive"):
     """The penalty of each weight from its pooled moments, elementwise.
 
     ``mean`` and ``var`` are the moments of q (``var`` must already be
@@ -76,16 +86,16 @@ def kl_terms(mean, var, prior_var, prior_mean=0.0, form: str = "forward"):
     ``prior_var`` and ``prior_mean`` broadcast against them. This is the one
     place where the three formulas are written down.
     """
-    _check_form(form)
+    check_form(form)
     mean = _as_float_tensor(mean)
     dtype = mean.dtype
     var = ops.cast(var, dtype)
     prior_var = ops.cast(prior_var, dtype)
     squared_offset = ops.square(mean - ops.cast(prior_mean, dtype))
     log_var_ratio = ops.log(var) - ops.log(prior_var)  # log(s^2 / sigma_p^2)
-    if form == "forward":
+    if form == "exclusive":
         return 0.5 * (-log_var_ratio + (var + squared_offset) / prior_var - 1.0)
-    if form == "reverse":
+    if form == "inclusive":
         return 0.5 * (log_var_ratio + (prior_var + squared_offset) / var - 1.0)
     return ops.log(var) + (prior_var + squared_offset) / var
 
@@ -94,7 +104,7 @@ def gaussian_kl(
     stacked,
     prior_var,
     prior_mean=0.0,
-    form: str = "forward",
+    form: str = "exclusive",
     eps: float = DEFAULT_EPS,
     validate: bool = True,
 ):
@@ -107,7 +117,7 @@ def gaussian_kl(
         prior_var: the prior variance, a positive number or an array that
             broadcasts to ``weight_shape``.
         prior_mean: the prior mean (0 for kernels, 1 for batch-norm scales).
-        form: ``"forward"``, ``"reverse"`` or ``"paper"`` (module docstring).
+        form: ``"exclusive"``, ``"inclusive"`` or ``"paper"`` (module docstring).
         eps: added to the pooled variance so identical members stay finite.
         validate: check the values for non-finite entries and the prior
             variance for non-positive entries. Checks need concrete values, so
@@ -122,7 +132,7 @@ def gaussian_kl(
         ValueError: for fewer than two members, an unknown form, a
             non-positive prior variance or eps, or non-finite values.
     """
-    _check_form(form)
+    check_form(form)
     if not eps > 0 or not math.isfinite(eps):
         raise ValueError(f"eps must be a positive finite number, got {eps!r}")
     stacked = _as_float_tensor(stacked)
@@ -142,9 +152,15 @@ def gaussian_kl(
     return ops.sum(kl_terms(mean, var + eps, prior_var, prior_mean, form))
 
 
-def _check_form(form) -> None:
+def check_form(form, field: str = "KL form") -> None:
+    """Raise ValueError for a form that is not one of :data:`FORMS` (old names say the new one)."""
+    if form in RENAMED_FORMS:
+        raise ValueError(
+            f"{field} {form!r} was renamed: use {RENAMED_FORMS[form]!r} "
+            f"({'KL(q||p)' if RENAMED_FORMS[form] == 'exclusive' else 'KL(p||q)'})"
+        )
     if form not in FORMS:
-        raise ValueError(f"unknown KL form {form!r}; valid forms are {', '.join(FORMS)}")
+        raise ValueError(f"unknown {field} {form!r}; valid forms are {', '.join(FORMS)}")
 
 
 def _check_prior_variance(prior_var) -> None:
@@ -185,10 +201,10 @@ def monte_carlo_kl(q_mean, q_var, p_mean, p_var, n_samples: int, rng: np.random.
     forms in :func:`kl_terms`, so it checks them. Plain numpy in float64; not
     for training losses.
 
-    The reverse divergence KL(p || q) is the same call with the two Gaussians
+    The inclusive divergence KL(p || q) is the same call with the two Gaussians
     swapped: ``monte_carlo_kl(p_mean, p_var, q_mean, q_var, n_samples, rng)``
     samples from p. The papers' penalty is 2 KL(p || q) + log p_var + 1 per
-    weight, so its estimate is twice the reverse estimate plus that constant,
+    weight, so its estimate is twice the inclusive estimate plus that constant,
     with twice the standard error.
 
     Parameters

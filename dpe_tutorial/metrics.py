@@ -11,21 +11,58 @@ from __future__ import annotations
 
 import numpy as np
 
+from .acquisition import mutual_information, predictive_entropy
+
 ECE_BINS = 15
 _TINY = np.finfo(np.float64).tiny
 
 
 def evaluate(member_probs, labels) -> dict[str, float]:
-    """Ensemble accuracy, mean member accuracy, NLL and ECE of the mean prediction."""
+    """Accuracy, calibration and uncertainty of an ensemble on a labelled test set.
+
+    ``ensemble_accuracy``, ``mean_member_accuracy``, ``nll`` and ``ece`` (of the
+    mean prediction); ``brier`` (squared error of the mean prediction against
+    the one-hot label, summed over classes); ``mutual_information`` (its mean
+    over the test set: how much the members disagree); and ``error_auroc``
+    (how well the predictive entropy ranks the misclassified test images
+    above the correct ones: 0.5 is chance, 1 perfect).
+    """
     member_probs, labels = _check(member_probs, labels)
     mean = member_probs.mean(axis=1, dtype=np.float64)
     member_correct = member_probs.argmax(axis=2) == labels[:, None]
+    wrong = mean.argmax(axis=1) != labels
+    one_hot = np.eye(mean.shape[1])[labels]
+    entropy = predictive_entropy(member_probs)
     return {
-        "ensemble_accuracy": float((mean.argmax(axis=1) == labels).mean()),
+        "ensemble_accuracy": float(1.0 - wrong.mean()),
         "mean_member_accuracy": float(member_correct.mean()),
         "nll": negative_log_likelihood(mean, labels),
         "ece": expected_calibration_error(mean, labels),
+        "brier": float(np.square(mean - one_hot).sum(axis=1).mean()),
+        "mutual_information": float(mutual_information(member_probs).mean()),
+        "error_auroc": auroc(entropy[wrong], entropy[~wrong]),
     }
+
+
+def auroc(positive_scores, negative_scores) -> float:
+    """Area under the ROC curve: P(a positive scores above a negative), ties counted half.
+
+    NaN when either group is empty.
+    """
+    positive = np.asarray(positive_scores, dtype=np.float64).ravel()
+    negative = np.asarray(negative_scores, dtype=np.float64).ravel()
+    if positive.size == 0 or negative.size == 0:
+        return float("nan")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([positive, negative]))  # average ranks handle ties
+    rank_sum = ranks[: positive.size].sum() - positive.size * (positive.size + 1) / 2
+    return float(rank_sum / (positive.size * negative.size))
+
+
+def separation_auroc(test_member_probs, shifted_member_probs) -> float:
+    """How well mutual information tells shifted inputs from test images (AUROC, 0.5 = chance)."""
+    return auroc(mutual_information(shifted_member_probs), mutual_information(test_member_probs))
 
 
 def negative_log_likelihood(probs, labels) -> float:

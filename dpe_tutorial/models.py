@@ -11,8 +11,11 @@ classifier is a :class:`MemberDense` (so are the MLP's hidden layers). This
 "grouped" layout runs the members as one wide network instead of E branches;
 the ensemble offers both.
 
-Kernels start from the He-by-fan-out prior N(0, 2 / fan_out) that the DPE
-penalty uses. Only ``keras.layers`` and ``keras.ops``: every backend works.
+Every parameter the DPE penalty regularises starts as a draw from its prior:
+kernels from the He-by-fan-out prior N(0, 2 / fan_out), batch-norm scales from
+N(1, 0.01) and offsets from N(0, 0.01). Identical starting values would give
+the members a zero spread, which the penalties that divide by the spread
+(``inclusive`` and ``paper``) cannot survive. Only ``keras.layers`` and ``keras.ops``: every backend works.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import keras
 from keras import layers, ops
 
 MemberBuilder = Callable[..., keras.Model]
+
+BATCHNORM_PRIOR_VARIANCE = 0.01  # the papers' prior on batch-norm scales (mean 1) and offsets (0)
 
 
 def prior_initializer(members: int = 1) -> keras.initializers.Initializer:
@@ -35,6 +40,15 @@ def prior_initializer(members: int = 1) -> keras.initializers.Initializer:
     return keras.initializers.VarianceScaling(
         2.0 * members, mode="fan_out", distribution="untruncated_normal"
     )
+
+
+def batchnorm_prior_initializer(mean: float) -> keras.initializers.Initializer:
+    """Draws batch-norm scales (mean 1) or offsets (mean 0) from the papers' prior N(mean, 0.01).
+
+    Every channel, so every member, gets its own draw: the members start
+    spread like the prior instead of as identical copies.
+    """
+    return keras.initializers.RandomNormal(mean=mean, stddev=BATCHNORM_PRIOR_VARIANCE**0.5)
 
 
 @keras.saving.register_keras_serializable(package="dpe_tutorial")
@@ -112,7 +126,13 @@ class _Stack:
         )(x)
 
     def batch_norm(self, x):
-        return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=self.dtype)(x)
+        return layers.BatchNormalization(
+            momentum=0.9,
+            epsilon=1e-5,
+            gamma_initializer=batchnorm_prior_initializer(1.0),
+            beta_initializer=batchnorm_prior_initializer(0.0),
+            dtype=self.dtype,
+        )(x)
 
     def relu(self, x):
         return layers.ReLU(dtype=self.dtype)(x)

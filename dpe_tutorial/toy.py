@@ -150,7 +150,7 @@ def train_ensemble(
     batch_size: int = 32,
     learning_rate: float = 0.01,
     beta: float | str = "elbo",
-    kl_form: str = "forward",
+    kl_form: str = "exclusive",
     seed: int = 0,
 ):
     """A deep probabilistic ensemble of ``"mlp"`` members trained on the points ``(x, y)``.

@@ -1,0 +1,154 @@
+"""The objective study: what the DPE penalty does against a plain ensemble, on CIFAR-10.
+
+One round of supervised training (a one-size schedule), the same random
+labelled set and the same initial seed for every arm within a trial (a paired
+comparison), 8 ResNet-18 members, augmentation. The arms are the plain
+ensemble (beta = 0) and every KL form crossed with a ladder of beta values:
+E / N, tempered multiples of it, and the seed post's fixed 1e-5.
+
+:func:`arms` lists the configs, :func:`run_study` runs (or resumes) them one
+trial at a time across all arms, so a study stopped early still has every arm
+at the same number of trials; :func:`summary` turns the results folders into
+one table of mean and spread per arm.
+
+    python scripts/objective_study.py --out results/objective-study
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from .experiment import ExperimentConfig, beta_label, run_experiment, run_slug
+from .kl import FORMS
+
+# the ladder of beta values every form is tried at: E / N, tempered, the seed's fixed 1e-5
+BETAS = ("elbo", "elbo*0.1", "elbo*0.01", 1e-5)
+PLANNED_TRIALS = 3  # trials a folder may hold; most arms run the first two
+
+# CPU scale, sized on a 2-core machine (results/objective-study/README.md)
+BASE = {
+    "dataset": "cifar10",
+    "train_subset": None,
+    "test_subset": 5000,
+    "schedule": [2000],
+    "budget": 2000,
+    "members": 8,
+    "member": "resnet18",
+    "width": 8,
+    "acquisition": "predictive_entropy",
+    "epochs": 10,
+    "batch_size": 64,
+    "learning_rate": 0.05,
+    "augment": True,
+    "trials": PLANNED_TRIALS,
+    "seed": 0,
+    "shift_samples": 500,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """One method of the study: a KL form and beta, or the plain ensemble (form None)."""
+
+    form: str | None
+    beta: float | str
+
+    @property
+    def label(self) -> str:
+        return "plain ensemble" if self.form is None else f"{self.form}, beta={beta_label(self.beta)}"
+
+    @classmethod
+    def parse(cls, text: str) -> Arm:
+        """``plain`` or ``FORM:BETA`` such as ``exclusive:elbo*0.1`` or ``paper:1e-5``."""
+        if text == "plain":
+            return cls(None, 0.0)
+        form, sep, beta = text.partition(":")
+        if not sep or form not in FORMS:
+            raise ValueError(f"an arm is 'plain' or FORM:BETA with FORM in {FORMS}, got {text!r}")
+        try:
+            value: float | str = float(beta)
+        except ValueError:
+            value = beta
+        return cls(form, value)
+
+
+def arms() -> list[Arm]:
+    """The plain ensemble, then every form at every beta of :data:`BETAS`."""
+    return [Arm(None, 0.0)] + [Arm(form, beta) for form in FORMS for beta in BETAS]
+
+
+def config_for(arm: Arm, data_path: str, width: int = 8, **overrides) -> ExperimentConfig:
+    values = {**BASE, "data_path": data_path, "width": width, **overrides}
+    values["name"] = f"objective-w{width}"
+    values["beta"] = arm.beta
+    values["kl_form"] = arm.form or "exclusive"  # unused when beta = 0
+    return ExperimentConfig.from_dict(values)
+
+
+def run_study(
+    out_root,
+    data_path: str,
+    width: int = 8,
+    chosen: list[Arm] | None = None,
+    trials: range = range(2),
+    quiet: bool = True,
+    **overrides,
+) -> list[Path]:
+    """Run trial 0 of every arm, then trial 1 of every arm, ...; finished trials are skipped."""
+    out_root = Path(out_root)
+    chosen = chosen or arms()
+    folders = []
+    for trial in trials:
+        for arm in chosen:
+            config = config_for(arm, data_path, width, **overrides)
+            folder = out_root / f"w{width}" / run_slug(config)
+            print(f"trial {trial}: {arm.label} -> {folder}", flush=True)
+            run_experiment(config, folder, quiet=quiet, trials=[trial])
+            folders.append(folder)
+    return folders
+
+
+METRICS = (
+    "ensemble_accuracy",
+    "mean_member_accuracy",
+    "nll",
+    "ece",
+    "brier",
+    "mutual_information",
+    "error_auroc",
+    "auroc_noise",
+    "auroc_contrast",
+    "auroc_shuffle",
+)
+
+
+def load_results(out_root):
+    """Every row of every arm under ``out_root`` (all widths), with ``width``, ``form``, ``beta``."""
+    import json
+
+    import pandas as pd
+
+    frames = []
+    for results in sorted(Path(out_root).glob("w*/*/results.csv")):
+        config = json.loads((results.parent / "config.json").read_text())["config"]
+        table = pd.read_csv(results)
+        table["width"] = config["width"]
+        table["form"] = "plain" if config["beta"] == 0 else config["kl_form"]
+        table["beta"] = "0" if config["beta"] == 0 else beta_label(config["beta"])
+        table["epochs"] = config["epochs"]
+        table["n_labeled"] = table["n_labeled"].astype(int)
+        table["folder"] = str(results.parent)
+        frames.append(table)
+    if not frames:
+        raise ValueError(f"no results under {out_root}/w*/*/results.csv")
+    return pd.concat(frames, ignore_index=True)
+
+
+def summary(results) -> object:
+    """Mean, standard deviation and number of trials of every metric, per width, form and beta."""
+    metrics = [m for m in METRICS if m in results.columns]
+    grouped = results.groupby(["width", "form", "beta"])[metrics]
+    table = grouped.agg(["mean", "std"])
+    table[("trials", "n")] = grouped.size()
+    return table

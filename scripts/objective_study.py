@@ -1,0 +1,54 @@
+"""Run (or resume) the objective study of dpe_tutorial.studies into a results folder.
+
+    python scripts/objective_study.py --out results/objective-study               # every arm, 2 trials
+    python scripts/objective_study.py --out results/objective-study --arms plain --trials 2
+    python scripts/objective_study.py --out results/objective-study --width 16 --epochs 8 \\
+        --arms plain exclusive:elbo*0.1
+
+Arms run one trial at a time across all arms; a killed run resumes where it
+stopped (finished trials are kept). The data is the CIFAR-10 JPEG copy named by
+--data (default: $DPE_DATA, else ../shared/data/cifar10-jpeg.zip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from dpe_tutorial import studies
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--data", default=os.environ.get("DPE_DATA", "../shared/data/cifar10-jpeg.zip")
+    )
+    parser.add_argument("--width", type=int, default=studies.BASE["width"])
+    parser.add_argument("--epochs", type=int, default=studies.BASE["epochs"])
+    parser.add_argument("--arms", nargs="+", help="plain or FORM:BETA (default: every arm)")
+    parser.add_argument(
+        "--trials", type=int, nargs="+", default=[0, 1], help="trial indices to run"
+    )
+    parser.add_argument("--verbose", action="store_true", help="progress bars")
+    args = parser.parse_args()
+    try:
+        chosen = [studies.Arm.parse(text) for text in args.arms] if args.arms else None
+        studies.run_study(
+            args.out,
+            args.data,
+            width=args.width,
+            chosen=chosen,
+            trials=args.trials,
+            quiet=not args.verbose,
+            epochs=args.epochs,
+        )
+    except ValueError as error:
+        print(f"objective_study: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
