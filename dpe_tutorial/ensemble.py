@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import keras
 import numpy as np
 from keras import layers, ops
 
-from . import kl, models
+from . import kl, models, priors
 
 LAYOUTS = ("branches", "grouped")
 _TEMPERED = re.compile(r"^elbo\s*\*\s*(\S+)$")
@@ -59,18 +58,6 @@ def elbo_multiple(beta) -> float | None:
     if not math.isfinite(beta) or beta < 0:
         raise ValueError(f'beta must be a finite number >= 0, "elbo" or "elbo*F", got {beta!r}')
     return None
-
-
-
-@dataclass(frozen=True)
-class RegularisedWeight:
-    """One weight tensor read across the members, with its prior."""
-
-    name: str
-    variables: tuple  # the Keras variables it is read from: one per member, or one grouped
-    member_values: Callable[[], object]  # returns the (members, *shape) tensor, read now
-    prior_var: float
-    prior_mean: float
 
 
 @keras.saving.register_keras_serializable(package="dpe_tutorial")
@@ -173,7 +160,9 @@ class DeepProbabilisticEnsemble(keras.Model):
                 )
                 for e in range(self.n_members)
             ]
-            self.regularised = _branch_weights(self.members, self.regularize_batchnorm)
+            self.regularised = priors.regularised_weights(
+                self.members, self.n_members, self.regularize_batchnorm
+            )
         else:
             self.body = builder(
                 *build_args,
@@ -182,7 +171,7 @@ class DeepProbabilisticEnsemble(keras.Model):
                 name="members",
                 **self.member_kwargs,
             )
-            self.regularised = _grouped_weights(
+            self.regularised = priors.regularised_weights(
                 self.body, self.n_members, self.regularize_batchnorm
             )
 
@@ -255,22 +244,16 @@ class DeepProbabilisticEnsemble(keras.Model):
         return total
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        logits = ops.cast(y_pred, "float32")
+        """The DPE objective: sum over members of the mean cross-entropy + beta * KL penalty."""
+        logits = ops.cast(y_pred, "float32")  # (batch, members, classes)
         labels = ops.cast(ops.reshape(y, (-1,)), "int32")
-        per_member = keras.losses.sparse_categorical_crossentropy(
-            ops.repeat(ops.expand_dims(labels, 1), self.n_members, axis=1),
-            logits,
-            from_logits=True,
-        )  # (batch, members)
-        if sample_weight is None:
-            cross_entropy = ops.sum(ops.mean(per_member, axis=0))
-        else:
-            weights = ops.cast(ops.reshape(sample_weight, (-1, 1)), "float32")
-            cross_entropy = ops.sum(per_member * weights) / ops.maximum(ops.sum(weights), 1e-12)
+        cross_entropy = _summed_member_cross_entropy(logits, labels, sample_weight)
         penalty = self.kl_penalty()
         beta = ops.cast(self.beta_variable.value, "float32")
-        loss = cross_entropy + beta * penalty
+        self._track(logits, labels, cross_entropy, penalty, beta)
+        return cross_entropy + beta * penalty
 
+    def _track(self, logits, labels, cross_entropy, penalty, beta) -> None:
         ensemble_prediction = ops.argmax(ops.mean(ops.softmax(logits, axis=-1), axis=1), axis=-1)
         member_predictions = ops.argmax(logits, axis=-1)
         self.cross_entropy_tracker.update_state(cross_entropy)
@@ -282,7 +265,6 @@ class DeepProbabilisticEnsemble(keras.Model):
         self.member_accuracy_tracker.update_state(
             ops.mean(ops.cast(ops.equal(member_predictions, ops.expand_dims(labels, 1)), "float32"))
         )
-        return loss
 
     def compile(self, optimizer="adam", loss=None, **kwargs):
         """Compile with an optimizer; the loss is the DPE objective and cannot be replaced."""
@@ -343,6 +325,18 @@ class DeepProbabilisticEnsemble(keras.Model):
         }
 
 
+def _summed_member_cross_entropy(logits, labels, sample_weight=None):
+    """Sum over members of each member's (weighted) batch-mean cross-entropy."""
+    n_members = logits.shape[1]
+    per_member = keras.losses.sparse_categorical_crossentropy(
+        ops.repeat(ops.expand_dims(labels, 1), n_members, axis=1), logits, from_logits=True
+    )  # (batch, members)
+    if sample_weight is None:
+        return ops.sum(ops.mean(per_member, axis=0))
+    weights = ops.cast(ops.reshape(sample_weight, (-1, 1)), "float32")
+    return ops.sum(per_member * weights) / ops.maximum(ops.sum(weights), 1e-12)
+
+
 def _check_config(n_members, layout, beta, kl_form, labeled_size) -> None:
     if isinstance(n_members, bool) or not isinstance(n_members, (int, np.integer)):
         raise ValueError(f"n_members must be an integer, got {n_members!r}")
@@ -388,91 +382,3 @@ def _sample_count(x) -> int | None:
     if shape is not None and len(shape) > 0 and shape[0] is not None:
         return int(shape[0])
     return None
-
-
-def _layer_priors(layer, regularize_batchnorm: bool):
-    """(variable, prior shape for He variance or None for batch norm, prior mean) of a layer."""
-    if isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv3D, layers.Dense)):
-        yield layer.kernel, 0.0
-    elif isinstance(layer, models.MemberDense):
-        yield layer.kernel, 0.0
-    elif isinstance(layer, layers.BatchNormalization) and regularize_batchnorm:
-        if layer.gamma is not None:
-            yield layer.gamma, 1.0
-        if layer.beta is not None:
-            yield layer.beta, 0.0
-
-
-def _branch_weights(members: list, regularize_batchnorm: bool) -> list[RegularisedWeight]:
-    per_member = [
-        [
-            item
-            for layer in models.leaf_layers(member)
-            for item in _layer_priors(layer, regularize_batchnorm)
-        ]
-        for member in members
-    ]
-    if len({len(items) for items in per_member}) != 1:
-        raise ValueError("ensemble members must have the same architecture")
-    weights = []
-    for corresponding in zip(*per_member, strict=True):
-        variables = [variable for variable, _ in corresponding]
-        shapes = {tuple(v.shape) for v in variables}
-        if len(shapes) != 1:
-            raise ValueError(f"members' corresponding weights differ in shape: {shapes}")
-        variable, prior_mean = corresponding[0]
-        weights.append(
-            RegularisedWeight(
-                name=variable.path,
-                variables=tuple(variables),
-                member_values=lambda vs=tuple(variables): ops.stack([v.value for v in vs], axis=0),
-                prior_var=_prior_variance(tuple(variable.shape)),
-                prior_mean=prior_mean,
-            )
-        )
-    return weights
-
-
-def _grouped_weights(body, n_members: int, regularize_batchnorm: bool) -> list[RegularisedWeight]:
-    weights = []
-    for layer in models.leaf_layers(body):
-        for variable, prior_mean in _layer_priors(layer, regularize_batchnorm):
-            shape = tuple(variable.shape)
-            if isinstance(layer, models.MemberDense):
-                member_shape, to_members = shape[1:], _as_is
-            elif variable is getattr(layer, "kernel", None):
-                # grouped kernel (..., in_per_member, E * out): member e owns the e-th block of out
-                member_shape = (*shape[:-1], shape[-1] // n_members)
-                to_members = _split_last_axis(n_members)
-            else:  # batch-norm vector of E * channels, member-major
-                member_shape = (shape[0] // n_members,)
-                to_members = _split_last_axis(n_members)
-            weights.append(
-                RegularisedWeight(
-                    name=variable.path,
-                    variables=(variable,),
-                    member_values=lambda v=variable, f=to_members: f(v.value),
-                    prior_var=_prior_variance(member_shape),
-                    prior_mean=prior_mean,
-                )
-            )
-    return weights
-
-
-def _as_is(values):
-    return values
-
-
-def _split_last_axis(n_members: int):
-    def split(values):
-        shape = tuple(values.shape)
-        blocks = ops.reshape(values, (*shape[:-1], n_members, shape[-1] // n_members))
-        return ops.moveaxis(blocks, -2, 0)
-
-    return split
-
-
-def _prior_variance(member_shape: tuple) -> float:
-    if len(member_shape) == 1:  # batch-norm scale or offset
-        return models.BATCHNORM_PRIOR_VARIANCE
-    return kl.he_prior_variance(member_shape)

@@ -154,12 +154,12 @@ def gaussian_kl(
 
 def check_form(form, field: str = "KL form") -> None:
     """Raise ValueError for a form that is not one of :data:`FORMS` (old names say the new one)."""
-    if form in RENAMED_FORMS:
+    if isinstance(form, str) and form in RENAMED_FORMS:
         raise ValueError(
             f"{field} {form!r} was renamed: use {RENAMED_FORMS[form]!r} "
             f"({'KL(q||p)' if RENAMED_FORMS[form] == 'exclusive' else 'KL(p||q)'})"
         )
-    if form not in FORMS:
+    if not isinstance(form, str) or form not in FORMS:
         raise ValueError(f"unknown {field} {form!r}; valid forms are {', '.join(FORMS)}")
 
 

@@ -15,7 +15,8 @@ Every parameter the DPE penalty regularises starts as a draw from its prior:
 kernels from the He-by-fan-out prior N(0, 2 / fan_out), batch-norm scales from
 N(1, 0.01) and offsets from N(0, 0.01). Identical starting values would give
 the members a zero spread, which the penalties that divide by the spread
-(``inclusive`` and ``paper``) cannot survive. Only ``keras.layers`` and ``keras.ops``: every backend works.
+(``inclusive`` and ``paper``) cannot survive. Only ``keras.layers`` and
+``keras.ops``: every backend works.
 """
 
 from __future__ import annotations

@@ -59,9 +59,15 @@ METRIC_NAMES = {
     "ece": "expected calibration error",
     "train_seconds": "training time (s)",
     "acquire_seconds": "acquisition time (s)",
+    "brier": "Brier score",
+    "mutual_information": "mean mutual information (nats)",
+    "error_auroc": "AUROC, errors vs correct (entropy)",
+    "auroc_noise": "AUROC, noise vs test (MI)",
+    "auroc_contrast": "AUROC, low contrast vs test (MI)",
+    "auroc_shuffle": "AUROC, shuffled pixels vs test (MI)",
 }
 # Metrics where smaller is better: a target is reached from above.
-LOWER_IS_BETTER = frozenset({"nll", "ece", "train_seconds", "acquire_seconds"})
+LOWER_IS_BETTER = frozenset({"nll", "ece", "brier", "train_seconds", "acquire_seconds"})
 
 SAVE_FORMATS = ("png", "svg", "pdf")
 SAVE_DPI = 150

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from .ensemble import elbo_multiple
 from .experiment import ExperimentConfig, beta_label, run_experiment, run_slug
 from .kl import FORMS
 
@@ -56,7 +57,9 @@ class Arm:
 
     @property
     def label(self) -> str:
-        return "plain ensemble" if self.form is None else f"{self.form}, beta={beta_label(self.beta)}"
+        if self.form is None:
+            return "plain ensemble"
+        return f"{self.form}, beta={beta_label(self.beta)}"
 
     @classmethod
     def parse(cls, text: str) -> Arm:
@@ -124,7 +127,7 @@ METRICS = (
 
 
 def load_results(out_root):
-    """Every row of every arm under ``out_root`` (all widths), with ``width``, ``form``, ``beta``."""
+    """Every row of every arm under ``out_root`` (all widths), with width, form and beta."""
     import json
 
     import pandas as pd
@@ -136,6 +139,12 @@ def load_results(out_root):
         table["width"] = config["width"]
         table["form"] = "plain" if config["beta"] == 0 else config["kl_form"]
         table["beta"] = "0" if config["beta"] == 0 else beta_label(config["beta"])
+        multiple = elbo_multiple(config["beta"])
+        table["beta_value"] = (
+            config["beta"]
+            if multiple is None
+            else multiple * config["members"] / table["n_labeled"].astype(float)
+        )
         table["epochs"] = config["epochs"]
         table["n_labeled"] = table["n_labeled"].astype(int)
         table["folder"] = str(results.parent)
@@ -146,9 +155,62 @@ def load_results(out_root):
 
 
 def summary(results) -> object:
-    """Mean, standard deviation and number of trials of every metric, per width, form and beta."""
+    """Mean, standard deviation (ddof=1) and trials of every metric, per width, form and beta."""
     metrics = [m for m in METRICS if m in results.columns]
     grouped = results.groupby(["width", "form", "beta"])[metrics]
     table = grouped.agg(["mean", "std"])
     table[("trials", "n")] = grouped.size()
-    return table
+    table[("beta_value", "")] = results.groupby(["width", "form", "beta"])["beta_value"].first()
+    return table.sort_values(["width", ("beta_value", "")])
+
+
+# one colour and marker per form, from the colour-blind-safe Okabe-Ito palette
+FORM_STYLE = {
+    "exclusive": {"color": "#0072B2", "marker": "o"},
+    "inclusive": {"color": "#D55E00", "marker": "s"},
+    "paper": {"color": "#009E73", "marker": "^"},
+}
+
+
+def sweep_figure(results, metric: str, width: int | None = None, ax=None):
+    """``metric`` against beta: a line per form (mean, error bars one std over trials).
+
+    The plain ensemble (beta = 0) is the grey band: its mean plus and minus one
+    standard deviation over its trials. ``width`` picks one member width
+    (default: the narrowest in ``results``).
+    """
+    from matplotlib.figure import Figure
+
+    from .plots import metric_name
+
+    width = int(results["width"].min()) if width is None else width
+    results = results[results["width"] == width]
+    if ax is None:
+        figure = Figure(figsize=(4.8, 3.4), layout="constrained")
+        ax = figure.add_subplot()
+    else:
+        figure = ax.figure
+    plain = results.loc[results["form"] == "plain", metric]
+    if len(plain):
+        mean, spread = plain.mean(), plain.std() if len(plain) > 1 else 0.0
+        ax.axhspan(mean - spread, mean + spread, color="0.85", label=f"plain ({len(plain)} trials)")
+        ax.axhline(mean, color="0.5", linewidth=1)
+    for form, style in FORM_STYLE.items():
+        rows = results[results["form"] == form]
+        if rows.empty:
+            continue
+        stats = rows.groupby("beta_value")[metric].agg(["mean", "std", "size"]).sort_index()
+        ax.errorbar(
+            stats.index,
+            stats["mean"],
+            yerr=stats["std"].fillna(0.0),
+            label=form,
+            capsize=3,
+            **style,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("beta (at the labelled-set size of the study)")
+    ax.set_ylabel(metric_name(metric))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return figure

@@ -1,6 +1,6 @@
 """Run (or resume) the objective study of dpe_tutorial.studies into a results folder.
 
-    python scripts/objective_study.py --out results/objective-study               # every arm, 2 trials
+    python scripts/objective_study.py --out results/objective-study   # every arm, 2 trials
     python scripts/objective_study.py --out results/objective-study --arms plain --trials 2
     python scripts/objective_study.py --out results/objective-study --width 16 --epochs 8 \\
         --arms plain exclusive:elbo*0.1

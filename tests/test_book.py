@@ -97,8 +97,8 @@ def test_the_book_builds_without_warnings(build, html):
         p.parent.name for p in (out / "_build" / "runs" / preset).glob("*/results.csv")
     )
     assert finished == [
-        "dpe-forward-elbo-predictive_entropy",
-        "dpe-forward-elbo-random",
+        "dpe-exclusive-elbo-predictive_entropy",
+        "dpe-exclusive-elbo-random",
         "ensemble-predictive_entropy",
     ]
 

@@ -202,7 +202,7 @@ def test_kl_normal_against_monte_carlo_and_its_special_cases():
 
 
 @pytest.mark.keras_backend
-def test_kl_normal_is_the_forward_form_of_the_package_penalty():
+def test_kl_normal_is_the_exclusive_form_of_the_package_penalty():
     from keras import ops
 
     from dpe_tutorial import kl
@@ -210,7 +210,7 @@ def test_kl_normal_is_the_forward_form_of_the_package_penalty():
     rng = np.random.default_rng(1)
     mean, var = rng.normal(size=20), rng.uniform(0.05, 2.0, size=20)
     prior_var, prior_mean = 0.3, 0.5
-    expected = ops.convert_to_numpy(kl.kl_terms(mean, var, prior_var, prior_mean, "forward"))
+    expected = ops.convert_to_numpy(kl.kl_terms(mean, var, prior_var, prior_mean, "exclusive"))
     np.testing.assert_allclose(
         conjugate.kl_normal(mean, var, prior_mean, prior_var), expected, rtol=1e-5
     )

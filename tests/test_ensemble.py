@@ -11,7 +11,7 @@ from conftest import backend_gradients
 from keras import layers, ops
 from sklearn.datasets import load_digits
 
-from dpe_tutorial import kl
+from dpe_tutorial import kl, models
 from dpe_tutorial.ensemble import DeepProbabilisticEnsemble
 
 pytestmark = pytest.mark.keras_backend
@@ -55,8 +55,9 @@ def member_tensors(model):
                     fan_out = math.prod(k.shape[:-2]) * k.shape[-1]
                     items.append((k, 2.0 / fan_out, 0.0))
                 elif isinstance(layer, layers.BatchNormalization):
-                    items.append((numpy_of(layer.gamma.value), 0.01, 1.0))
-                    items.append((numpy_of(layer.beta.value), 0.01, 0.0))
+                    bn_var = models.BATCHNORM_PRIOR_VARIANCE
+                    items.append((numpy_of(layer.gamma.value), bn_var, 1.0))
+                    items.append((numpy_of(layer.beta.value), bn_var, 0.0))
             per_member.append(items)
         for corresponding in zip(*per_member, strict=True):
             out.append(
@@ -74,7 +75,7 @@ def member_tensors(model):
         elif isinstance(layer, layers.BatchNormalization):
             for values, mean in ((layer.gamma, 1.0), (layer.beta, 0.0)):
                 v = numpy_of(values.value)
-                out.append((v.reshape(E, -1), 0.01, mean))
+                out.append((v.reshape(E, -1), models.BATCHNORM_PRIOR_VARIANCE, mean))
         elif hasattr(layer, "kernel") and layer.kernel.shape[0] == E:  # MemberDense
             k = numpy_of(layer.kernel.value)
             out.append((k, 2.0 / k.shape[-1], 0.0))
@@ -87,9 +88,9 @@ def hand_kl(model, form):
         mu = stacked.astype(np.float64).mean(axis=0)
         var = stacked.astype(np.float64).var(axis=0) + kl.DEFAULT_EPS
         d2 = (mu - prior_mean) ** 2
-        if form == "forward":
+        if form == "exclusive":  # KL(q || p)
             terms = 0.5 * (np.log(prior_var / var) + (var + d2) / prior_var - 1)
-        elif form == "reverse":
+        elif form == "inclusive":  # KL(p || q)
             terms = 0.5 * (np.log(var / prior_var) + (prior_var + d2) / var - 1)
         else:
             terms = np.log(var) + (prior_var + d2) / var
@@ -111,6 +112,12 @@ def test_members_are_initialised_independently(layout):
     stacked = [s for s, _, _ in member_tensors(model) if s.ndim > 2]  # conv kernels
     for kernels in stacked:
         assert not np.allclose(kernels[0], kernels[1])
+    # batch-norm scales and offsets too: every member draws its own from the prior
+    batchnorm = [s for s, _, _ in member_tensors(model) if s.ndim == 2]
+    assert len(batchnorm) == 2 * 3
+    for values in batchnorm:
+        assert not np.allclose(values[0], values[1])
+        assert np.all(kl.pooled_moments(values)[1] > 0)
     x = np.random.default_rng(0).random((4, *SHAPE), dtype=np.float32)
     out = numpy_of(model(x))
     assert out.shape == (4, 3, N_CLASSES)
@@ -170,11 +177,9 @@ def test_beta_zero_is_a_plain_ensemble(digits):
 def test_kl_gradient_reaches_every_regularised_weight(layout):
     model = make(layout)
     variables = model.trainable_variables
-    # batch-norm scales and offsets start identical in every member (1 and 0, the prior
-    # means), where the penalty's gradient is zero by symmetry: spread them first
-    rng = np.random.default_rng(0)
-    for v in variables:
-        v.assign(numpy_of(v.value) + rng.normal(0, 0.01, size=v.shape).astype("float32"))
+    # no need to spread the members first: batch-norm scales and offsets start as independent
+    # draws from their priors, so no tensor has identical members (where the gradient would
+    # vanish by symmetry)
     grads = backend_gradients(model.kl_penalty, variables)
     regularised = {id(v) for w in model.regularised for v in w.variables}
     expected_count = len(model.regularised) * (3 if layout == "branches" else 1)
@@ -200,6 +205,18 @@ def test_elbo_beta_is_members_over_labelled_size(digits):
     unset.fit(images[:200], labels[:200], epochs=1, batch_size=100, verbose=0)
     assert unset.labeled_size == 200
     assert float(numpy_of(unset.beta_variable.value)) == pytest.approx(4 / 200)
+
+
+def test_tempered_elbo_beta_is_a_multiple_of_members_over_labelled_size():
+    model = make(n_members=4, beta="elbo*0.1", labeled_size=500)
+    assert float(numpy_of(model.beta_variable.value)) == pytest.approx(0.1 * 4 / 500)
+    model.set_labeled_size(1000)
+    assert float(numpy_of(model.beta_variable.value)) == pytest.approx(0.1 * 4 / 1000)
+
+
+def test_the_default_kl_form_is_exclusive():
+    assert make().kl_form == "exclusive"
+    assert make().get_config()["kl_form"] == "exclusive"
 
 
 def test_elbo_beta_on_a_generator_needs_the_labelled_size(digits):
@@ -282,10 +299,14 @@ def test_mixed_precision_keeps_logits_loss_and_variables_in_float32(digits):
         ({"n_members": 1, "beta": "elbo"}, "at least 2 members"),
         ({"n_members": 0, "beta": 0.0}, "n_members must be at least 1"),
         ({"n_members": 2.5}, "n_members must be an integer"),
-        ({"kl_form": "kl"}, "unknown kl_form 'kl'; valid forms are forward, reverse, paper"),
+        ({"kl_form": "kl"}, "unknown kl_form 'kl'; valid forms are exclusive, inclusive, paper"),
+        ({"kl_form": "forward"}, "kl_form 'forward' was renamed: use 'exclusive'"),
+        ({"kl_form": "reverse"}, "kl_form 'reverse' was renamed: use 'inclusive'"),
         ({"beta": -0.1}, "beta must be a finite number >= 0"),
         ({"beta": float("nan")}, "beta must be a finite number >= 0"),
-        ({"beta": "1e-5"}, 'beta must be a number >= 0 or "elbo"'),
+        ({"beta": "1e-5"}, 'beta must be a number >= 0, "elbo"'),
+        ({"beta": "elbo*0"}, 'or "elbo\\*F" with a number F > 0'),
+        ({"beta": "elbo*x"}, 'or "elbo\\*F" with a number F > 0'),
         ({"layout": "vmap"}, "unknown layout 'vmap'; valid layouts are branches, grouped"),
         ({"member": "vgg"}, "unknown member architecture 'vgg'"),
         ({"labeled_size": 0}, "labeled_size must be a positive integer"),

@@ -58,13 +58,15 @@ def test_presets_are_valid_and_match_the_protocol():
         ({"members": 1}, "'members' must be at least 2 when beta is not 0"),
         ({"member": "vgg"}, "'member' must be one of resnet18, small_cnn"),
         ({"beta": -1}, "'beta' must be a number >= 0"),
-        ({"beta": "big"}, "'beta' must be a number >= 0 or \"elbo\""),
-        ({"kl_form": "kl"}, "'kl_form' must be one of forward, reverse, paper"),
+        ({"beta": "big"}, "'beta' must be a number >= 0, \"elbo\""),
+        ({"beta": "elbo*-1"}, '\'beta\' must be a number >= 0, "elbo" \\(E / N\\) or "elbo\\*F"'),
+        ({"kl_form": "kl"}, "'kl_form' 'kl'; valid forms are exclusive, inclusive, paper"),
         ({"acquisition": "bald"}, "'acquisition' must be one of predictive_entropy"),
         ({"optimizer": "rmsprop"}, "'optimizer' must be one of sgd, adam"),
         ({"learning_rate": 0}, "'learning_rate' must be a number > 0"),
         ({"augment": "yes"}, "'augment' must be true or false"),
         ({"trials": 0}, "'trials' must be a whole number >= 1"),
+        ({"shift_samples": -1}, "'shift_samples' must be a whole number >= 0"),
         ({"layout": "vmap"}, "'layout' must be one of branches, grouped"),
         ({"colour": "red"}, "unknown config field\\(s\\) colour; valid fields are acquisition"),
     ],
@@ -72,6 +74,15 @@ def test_presets_are_valid_and_match_the_protocol():
 def test_bad_fields_are_named_with_their_allowed_values(change, message):
     with pytest.raises(ValueError, match=message):
         ExperimentConfig.from_dict({**TINY, **change})
+
+
+@pytest.mark.parametrize(("old", "new"), [("forward", "exclusive"), ("reverse", "inclusive")])
+def test_the_old_kl_form_names_are_refused_with_the_new_name(old, new):
+    message = f"config field 'kl_form' '{old}' was renamed: use '{new}'"
+    with pytest.raises(ValueError, match=message):
+        ExperimentConfig.from_dict({**TINY, "kl_form": old})
+    with pytest.raises(ValueError, match=f"renamed: use '{new}'"):
+        ExperimentConfig.from_dict(TINY).with_overrides([f"kl_form={old}"])
 
 
 def test_overrides_parse_values_like_yaml():
@@ -101,7 +112,13 @@ def test_yaml_configs(tmp_path):
 
 def test_method_labels_tell_the_baselines_apart():
     base = ExperimentConfig.from_dict(TINY)
-    assert base.method == "DPE forward, beta=elbo (predictive_entropy)"
+    assert base.kl_form == "exclusive"  # the default: KL(q || p), the ELBO's divergence
+    assert base.method == "DPE exclusive, beta=elbo (predictive_entropy)"
+    tempered = base.with_overrides(["beta=elbo*0.1"])
+    assert tempered.method == "DPE exclusive, beta=elbo*0.1 (predictive_entropy)"
+    assert base.with_overrides(["beta=1e-5", "kl_form=paper"]).method == (
+        "DPE paper, beta=1e-05 (predictive_entropy)"
+    )
     assert base.with_overrides(["beta=0"]).method == "ensemble (predictive_entropy)"
     assert base.with_overrides(["acquisition=random"]).method == "random"
 
@@ -127,14 +144,20 @@ def test_baselines_share_everything_but_the_method():
     assert random.to_dict() == {**config.to_dict(), "acquisition": "random"}
     assert plain.to_dict() == {**config.to_dict(), "beta": 0.0}
     assert [experiment.run_slug(c) for c in (dpe, random, plain)] == [
-        "dpe-forward-elbo-predictive_entropy",
-        "dpe-forward-elbo-random",
+        "dpe-exclusive-elbo-predictive_entropy",
+        "dpe-exclusive-elbo-random",
         "ensemble-predictive_entropy",
     ]
     # a config that already is a baseline is not run twice
     assert len(experiment.with_baselines(random)) == 2
     assert experiment.run_slug(config.with_overrides(["beta=1e-5", "kl_form=paper"])) == (
         "dpe-paper-1e-05-predictive_entropy"
+    )
+    assert experiment.run_slug(config.with_overrides(["beta=elbo*0.1"])) == (
+        "dpe-exclusive-elbo-x0.1-predictive_entropy"
+    )
+    assert experiment.run_slug(config.with_overrides(["kl_form=inclusive"])) == (
+        "dpe-inclusive-elbo-predictive_entropy"
     )
 
 
@@ -202,8 +225,8 @@ def test_run_comparison_puts_each_method_in_its_own_folder(tmp_path):
     config = ExperimentConfig.from_dict({**TINY, "epochs": 1, "name": "tiny"})
     folders = experiment.run_comparison(experiment.with_baselines(config), tmp_path, quiet=True)
     assert [f.relative_to(tmp_path).as_posix() for f in folders] == [
-        "tiny/dpe-forward-elbo-predictive_entropy",
-        "tiny/dpe-forward-elbo-random",
+        "tiny/dpe-exclusive-elbo-predictive_entropy",
+        "tiny/dpe-exclusive-elbo-random",
         "tiny/ensemble-predictive_entropy",
     ]
     runs = plots.find_runs(tmp_path)

@@ -15,16 +15,16 @@ from dpe_tutorial import kl
 pytestmark = pytest.mark.keras_backend
 
 
-def reference_kl(members: np.ndarray, prior_var, prior_mean=0.0, form="forward"):
+def reference_kl(members: np.ndarray, prior_var, prior_mean=0.0, form="exclusive"):
     """Float64 closed forms written with standard deviations, independently of the package."""
     members = members.astype(np.float64)
     mu = members.mean(axis=0)
     s = members.std(axis=0)  # population standard deviation
     sp = np.sqrt(np.broadcast_to(prior_var, mu.shape).astype(np.float64))
     d2 = (mu - prior_mean) ** 2
-    if form == "forward":
+    if form == "exclusive":  # KL(q || p)
         terms = np.log(sp / s) + (s**2 + d2) / (2 * sp**2) - 0.5
-    elif form == "reverse":
+    elif form == "inclusive":  # KL(p || q)
         terms = np.log(s / sp) + (sp**2 + d2) / (2 * s**2) - 0.5
     else:
         terms = np.log(s**2) + sp**2 / s**2 + d2 / s**2
@@ -78,13 +78,13 @@ def test_prior_mean_and_array_prior_variance(members, form):
     assert got == pytest.approx(expected, rel=1e-4)
 
 
-def test_paper_form_is_twice_reverse_plus_constant(members):
+def test_paper_form_is_twice_inclusive_plus_constant(members):
     prior_var = kl.he_prior_variance(members.shape[1:])
     n_weights = math.prod(members.shape[1:])
     paper = as_float(kl.gaussian_kl(members, prior_var, form="paper"))
-    reverse = as_float(kl.gaussian_kl(members, prior_var, form="reverse"))
+    inclusive = as_float(kl.gaussian_kl(members, prior_var, form="inclusive"))
     constant = n_weights * (math.log(prior_var) + 1.0)
-    assert paper == pytest.approx(2 * reverse + constant, rel=1e-5, abs=1e-3)
+    assert paper == pytest.approx(2 * inclusive + constant, rel=1e-5, abs=1e-3)
 
 
 def monte_carlo_kl(mean_a, var_a, mean_b, var_b, n_samples, rng):
@@ -106,7 +106,7 @@ def test_every_form_matches_a_monte_carlo_estimate(form):
     var = members.astype(np.float64).var(axis=0)
     prior_mu = np.full_like(mu, prior_mean)
     prior_v = np.full_like(var, prior_var)
-    if form == "forward":  # KL(q || p): sample the ensemble's Gaussian q
+    if form == "exclusive":  # KL(q || p): sample the ensemble's Gaussian q
         estimate, stderr = monte_carlo_kl(mu, var, prior_mu, prior_v, 200_000, rng)
     else:  # KL(p || q): sample the prior
         estimate, stderr = monte_carlo_kl(prior_mu, prior_v, mu, var, 200_000, rng)
@@ -117,11 +117,11 @@ def test_every_form_matches_a_monte_carlo_estimate(form):
     assert abs(got - estimate) < 5 * stderr, (got, estimate, stderr)
 
 
-def test_forward_and_reverse_are_zero_when_q_equals_the_prior():
+def test_exclusive_and_inclusive_are_zero_when_q_equals_the_prior():
     # members at +-sigma_p around the prior mean: pooled mean m, pooled variance sigma_p^2
     prior_var = 0.04
     members = np.array([[0.5 - 0.2] * 3, [0.5 + 0.2] * 3], dtype=np.float32)
-    for form in ("forward", "reverse"):
+    for form in ("exclusive", "inclusive"):
         value = as_float(kl.gaussian_kl(members, prior_var, prior_mean=0.5, form=form))
         assert abs(value) < 1e-5
 
@@ -191,7 +191,7 @@ def test_penalty_gradient_pulls_the_mean_towards_the_prior_mean():
     [
         ({"stacked": np.zeros((1, 3))}, "at least 2 members"),
         ({"stacked": np.zeros(())}, "at least 2 members"),
-        ({"form": "kl"}, "unknown KL form 'kl'; valid forms are forward, reverse, paper"),
+        ({"form": "kl"}, "unknown KL form 'kl'; valid forms are exclusive, inclusive, paper"),
         ({"prior_var": 0.0}, "prior_var must be positive"),
         ({"prior_var": -1.0}, "prior_var must be positive"),
         ({"prior_var": np.array([0.1, 0.0, 0.1])}, "prior_var must be positive"),
@@ -205,6 +205,32 @@ def test_bad_input_raises_value_error(kwargs, message):
     arguments = {"stacked": np.ones((3, 3)) * [[0], [1], [2]], "prior_var": 0.1, **kwargs}
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         kl.gaussian_kl(**arguments)
+
+
+def test_the_forms_are_named_by_which_distribution_the_divergence_averages_over():
+    assert kl.FORMS == ("exclusive", "inclusive", "paper")
+    rng = np.random.default_rng(1)
+    members = rng.normal(0.2, 0.3, size=(5, 7)).astype(np.float32)
+    default = as_float(kl.gaussian_kl(members, 0.1))
+    assert default == pytest.approx(as_float(kl.gaussian_kl(members, 0.1, form="exclusive")))
+    # exclusive is KL(q || p), inclusive KL(p || q): the same closed form with q and p swapped
+    mean, var = 0.3, 0.05
+    exclusive = as_float(kl.kl_terms(mean, var, 0.2, 0.0, "exclusive"))
+    inclusive = as_float(kl.kl_terms(0.0, 0.2, var, mean, "inclusive"))
+    assert exclusive == pytest.approx(inclusive, rel=1e-5)
+    assert as_float(kl.kl_terms(mean, var, 0.2)) == pytest.approx(exclusive)
+
+
+@pytest.mark.parametrize(("old", "new"), [("forward", "exclusive"), ("reverse", "inclusive")])
+def test_the_old_form_names_are_refused_with_the_new_name(old, new):
+    assert kl.RENAMED_FORMS[old] == new
+    stacked = np.ones((3, 3)) * [[0], [1], [2]]
+    with pytest.raises(ValueError, match=f"'{old}' was renamed: use '{new}'"):
+        kl.gaussian_kl(stacked, 0.1, form=old)
+    with pytest.raises(ValueError, match=f"renamed: use '{new}'"):
+        kl.kl_terms(np.zeros(2), np.ones(2), 0.1, form=old)
+    with pytest.raises(ValueError, match=f"renamed: use '{new}'"):
+        kl.check_form(old)
 
 
 def test_validation_can_be_skipped_for_eager_training_loops():

@@ -23,32 +23,32 @@ SETTINGS = [
 
 
 def closed_form(q_mean, q_var, p_mean, p_var, form):
-    """KL(q || p) ("forward") or KL(p || q) ("reverse") from the package's closed forms."""
+    """KL(q || p) ("exclusive") or KL(p || q) ("inclusive") from the package's closed forms."""
     return np.asarray(
         ops.convert_to_numpy(kl.kl_terms(q_mean, q_var, p_var, p_mean, form)), dtype=np.float64
     )
 
 
 @pytest.mark.parametrize("setting", SETTINGS)
-def test_forward_estimate_agrees_with_the_closed_form(setting):
+def test_exclusive_estimate_agrees_with_the_closed_form(setting):
     q_mean, q_var, p_mean, p_var = setting
     estimate, stderr = kl.monte_carlo_kl(
         q_mean, q_var, p_mean, p_var, 20_000, np.random.default_rng(11)
     )
-    expected = closed_form(q_mean, q_var, p_mean, p_var, "forward")
+    expected = closed_form(q_mean, q_var, p_mean, p_var, "exclusive")
     assert estimate.shape == () and stderr.shape == ()
     # equal Gaussians: every sample of log q - log p is exactly 0
     assert abs(estimate - expected) <= 5 * stderr + 1e-6, (estimate, expected, stderr)
 
 
 @pytest.mark.parametrize("setting", SETTINGS)
-def test_reverse_estimate_is_the_swapped_call(setting):
+def test_inclusive_estimate_is_the_swapped_call(setting):
     q_mean, q_var, p_mean, p_var = setting
     # KL(p || q): sample the prior p
     estimate, stderr = kl.monte_carlo_kl(
         p_mean, p_var, q_mean, q_var, 20_000, np.random.default_rng(12)
     )
-    expected = closed_form(q_mean, q_var, p_mean, p_var, "reverse")
+    expected = closed_form(q_mean, q_var, p_mean, p_var, "inclusive")
     assert abs(estimate - expected) <= 5 * stderr + 1e-6, (estimate, expected, stderr)
 
 
@@ -60,7 +60,7 @@ def test_vectorised_over_broadcast_parameters():
     estimate, stderr = kl.monte_carlo_kl(q_mean, q_var, 0.0, p_var, 20_000, rng)
     assert estimate.shape == stderr.shape == (4, 6)
     assert estimate.dtype == np.float64
-    expected = closed_form(q_mean, q_var, 0.0, p_var, "forward")
+    expected = closed_form(q_mean, q_var, 0.0, p_var, "exclusive")
     z = (estimate - expected) / stderr
     assert np.all(np.abs(z) < 5), z
     # 24 independent estimates: their z-scores look standard normal, not all on one side
@@ -78,7 +78,7 @@ def test_standard_error_shrinks_like_one_over_root_n():
     # quadrupling n halves the standard error, up to the noise of a sample standard deviation
     np.testing.assert_allclose(ratios, 2.0, rtol=0.1)
     # and the estimate itself concentrates: its error against the closed form shrinks too
-    expected = float(closed_form(0.2, 0.05, 0.0, 0.02, "forward"))
+    expected = float(closed_form(0.2, 0.05, 0.0, 0.02, "exclusive"))
     estimate, stderr = kl.monte_carlo_kl(0.2, 0.05, 0.0, 0.02, 256_000, np.random.default_rng(4))
     assert abs(float(estimate) - expected) < 5 * float(stderr) < 5 * errors[0] / 10
 

@@ -72,6 +72,31 @@ def test_kernels_start_from_the_he_fan_out_prior():
         assert kernel.var() == pytest.approx(prior_var, rel=0.05)
 
 
+@pytest.mark.parametrize("members", [1, 4])
+def test_batchnorm_scales_and_offsets_start_from_their_priors(members):
+    # N(1, 0.01) for scales and N(0, 0.01) for offsets, drawn independently per channel, so
+    # the members of an ensemble start spread like the prior rather than as identical copies
+    assert models.BATCHNORM_PRIOR_VARIANCE == 0.01
+    model = models.resnet18((32, 32, 3), 10, width=16, members=members)
+    norms = [x for x in model.layers if isinstance(x, layers.BatchNormalization)]
+    gamma = np.concatenate([keras.ops.convert_to_numpy(x.gamma.value) for x in norms])
+    beta = np.concatenate([keras.ops.convert_to_numpy(x.beta.value) for x in norms])
+    std = models.BATCHNORM_PRIOR_VARIANCE**0.5  # 0.1
+    for values, mean in ((gamma, 1.0), (beta, 0.0)):
+        assert values.size > 1000
+        # five standard errors of a mean and a standard deviation of values.size draws
+        assert abs(values.mean() - mean) < 5 * std / np.sqrt(values.size)
+        assert values.std() == pytest.approx(std, abs=5 * std / np.sqrt(2 * values.size))
+    assert not np.allclose(gamma[: len(gamma) // 2], gamma[len(gamma) // 2 :])
+    if members > 1:  # the grouped layout: member e owns the e-th block of every layer's channels
+        first = keras.ops.convert_to_numpy(norms[0].gamma.value).reshape(members, -1)
+        assert not np.allclose(first[0], first[1])
+    # the initializer itself: a draw with the prior's mean and variance
+    draw = keras.ops.convert_to_numpy(models.batchnorm_prior_initializer(1.0)((20_000,)))
+    assert draw.mean() == pytest.approx(1.0, abs=5 * std / np.sqrt(draw.size))
+    assert draw.std() == pytest.approx(std, rel=0.03)
+
+
 def test_training_flops_of_resnet18_on_cifar():
     flops = models.training_flops_per_image(models.resnet18((32, 32, 3), 10))
     # 0.56 G multiply-adds forward, x2 FLOPs per multiply-add, x3 for training

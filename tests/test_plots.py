@@ -17,7 +17,7 @@ SIZES = [10, 20, 30]
 CLASS_NAMES = ["cat", "dog", "fox"]
 POOL_LABELS = np.arange(POOL) % CLASSES
 TEST_LABELS = np.random.default_rng(99).integers(0, CLASSES, TEST)
-DPE = "DPE forward, beta=elbo (predictive_entropy)"
+DPE = "DPE exclusive, beta=elbo (predictive_entropy)"
 
 # ensemble_accuracy per trial and round: means 0.6, 0.7, 0.85 and 0.5, 0.55, 0.7
 DPE_ACCURACY = [[0.5, 0.6, 0.8], [0.7, 0.8, 0.9]]
@@ -40,7 +40,7 @@ def write_run(
             "dataset": dataset,
             "members": 4,
             "beta": "elbo",
-            "kl_form": "forward",
+            "kl_form": "exclusive",
             "acquisition": acquisition,
             "name": "fake",
         },

@@ -92,8 +92,8 @@ def test_mlp_bad_arguments_raise(kwargs, message):
 # -- the ensemble on feature vectors -------------------------------------------
 
 
-def hand_forward_kl(stacked_kernels):
-    """Forward KL of dense kernels (E, n_in, n_out) against N(0, 2 / n_out), in float64."""
+def hand_exclusive_kl(stacked_kernels):
+    """KL(q || p) of dense kernels (E, n_in, n_out) against N(0, 2 / n_out), in float64."""
     total = 0.0
     for stacked in stacked_kernels:
         stacked = stacked.astype(np.float64)
@@ -135,7 +135,8 @@ def test_ensemble_on_2d_features(layout):
         ]
     assert [k.shape for k in kernels] == [(4, 2, 8), (4, 8, 2)]
     assert len(model.regularised) == 2  # the two kernels; biases are not regularised
-    assert float(numpy_of(model.kl_penalty())) == pytest.approx(hand_forward_kl(kernels), rel=1e-4)
+    expected = hand_exclusive_kl(kernels)
+    assert float(numpy_of(model.kl_penalty())) == pytest.approx(expected, rel=1e-4)
     # inputs are standardised per feature inside the model
     shifted = DeepProbabilisticEnsemble(
         (2,), 2, n_members=4, member="mlp", member_kwargs={"width": 8, "depth": 1},

@@ -1,0 +1,87 @@
+"""The objective study: its arms, configs, summary table and figure (no training here)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dpe_tutorial import experiment, kl, studies
+
+
+def test_the_arms_are_the_plain_ensemble_and_every_form_at_every_beta():
+    arms = studies.arms()
+    assert arms[0] == studies.Arm(None, 0.0)
+    assert len(arms) == 1 + len(kl.FORMS) * len(studies.BETAS)
+    assert len(set(arms)) == len(arms)
+
+
+@pytest.mark.parametrize(
+    "text, arm",
+    [
+        ("plain", studies.Arm(None, 0.0)),
+        ("exclusive:elbo*0.1", studies.Arm("exclusive", "elbo*0.1")),
+        ("paper:1e-5", studies.Arm("paper", 1e-5)),
+    ],
+)
+def test_arms_parse_from_the_command_line(text, arm):
+    assert studies.Arm.parse(text) == arm
+
+
+@pytest.mark.parametrize("text", ["forward:elbo", "exclusive", "plainer"])
+def test_bad_arms_are_refused(text):
+    with pytest.raises(ValueError, match="an arm is"):
+        studies.Arm.parse(text)
+
+
+def test_every_arm_is_a_valid_config_in_its_own_folder():
+    configs = [studies.config_for(arm, "data.zip") for arm in studies.arms()]
+    assert len({experiment.run_slug(c) for c in configs}) == len(configs)
+    assert all(c.schedule == (2000,) and c.members == 8 and c.augment for c in configs)
+    assert studies.config_for(studies.Arm(None, 0.0), "d.zip", width=16).name == "objective-w16"
+
+
+def write_arm(root, width, beta, form, accuracies):
+    config = studies.config_for(studies.Arm(form if beta else None, beta), "d.zip", width=width)
+    folder = root / f"w{width}" / experiment.run_slug(config)
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"config": config.to_dict()}))
+    rows = ["trial,round,n_labeled,ensemble_accuracy,nll"]
+    rows += [f"{t},0,2000,{a},{2 - a}" for t, a in enumerate(accuracies)]
+    (folder / "results.csv").write_text("\n".join(rows) + "\n")
+
+
+@pytest.fixture
+def study(tmp_path):
+    write_arm(tmp_path, 8, 0.0, None, [0.40, 0.42, 0.44])
+    write_arm(tmp_path, 8, "elbo", "exclusive", [0.30, 0.34])
+    write_arm(tmp_path, 8, "elbo*0.1", "exclusive", [0.45, 0.47])
+    write_arm(tmp_path, 8, 1e-5, "paper", [0.41])
+    write_arm(tmp_path, 16, 0.0, None, [0.5, 0.52])
+    return tmp_path
+
+
+def test_summary_gives_mean_spread_and_trials_per_arm(study):
+    results = studies.load_results(study)
+    table = studies.summary(results)
+    row = table.loc[(8, "exclusive", "elbo*0.1")]
+    assert row[("ensemble_accuracy", "mean")] == pytest.approx(0.46)
+    assert row[("ensemble_accuracy", "std")] == pytest.approx(np.std([0.45, 0.47], ddof=1))
+    assert row[("trials", "n")] == 2
+    assert row[("beta_value", "")] == pytest.approx(0.1 * 8 / 2000)
+    assert table.loc[(8, "paper", "1e-05"), ("beta_value", "")] == pytest.approx(1e-5)
+    assert table.loc[(16, "plain", "0"), ("trials", "n")] == 2
+
+
+def test_the_sweep_figure_draws_a_line_per_form_and_the_plain_band(study):
+    figure = studies.sweep_figure(studies.load_results(study), "ensemble_accuracy")
+    ax = figure.axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels == ["plain (3 trials)", "exclusive", "paper"]
+    assert ax.get_xscale() == "log"
+
+
+def test_an_empty_study_folder_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no results under"):
+        studies.load_results(tmp_path)
