@@ -214,3 +214,66 @@ def sweep_figure(results, metric: str, width: int | None = None, ax=None):
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     return figure
+
+
+def paired_differences(results, metric: str = "ensemble_accuracy"):
+    """Each arm minus the plain ensemble of the same width, trial by trial (a paired comparison).
+
+    Within a trial every arm starts from the same labelled set and the same
+    seed, so the difference removes what the trials share. Columns: the mean
+    and standard deviation of the paired differences, the number of pairs,
+    the plain ensemble's own trial-to-trial standard deviation, and
+    ``clear``: every pair has the same sign and the mean difference is larger
+    than the plain ensemble's trial-to-trial spread.
+    """
+    import pandas as pd
+
+    plain = results[results["form"] == "plain"].set_index(["width", "trial"])[metric]
+    rows = []
+    arms = results[results["form"] != "plain"].groupby(["width", "form", "beta"], sort=False)
+    for (width, form, beta), rows_of_arm in arms:
+        paired = [
+            value - plain[(width, trial)]
+            for trial, value in zip(rows_of_arm["trial"], rows_of_arm[metric], strict=True)
+            if (width, trial) in plain.index
+        ]
+        spread = (
+            plain.loc[width].std() if width in plain.index.get_level_values(0) else float("nan")
+        )
+        mean = float(pd.Series(paired).mean()) if paired else float("nan")
+        same_sign = bool(paired) and (all(d > 0 for d in paired) or all(d < 0 for d in paired))
+        rows.append(
+            {
+                "width": width,
+                "form": form,
+                "beta": beta,
+                "beta_value": rows_of_arm["beta_value"].iloc[0],
+                "mean_difference": mean,
+                "std_difference": float(pd.Series(paired).std())
+                if len(paired) > 1
+                else float("nan"),
+                "pairs": len(paired),
+                "plain_spread": spread,
+                "clear": same_sign and len(paired) > 1 and abs(mean) > spread,
+            }
+        )
+    columns = ["width", "form", "beta", "beta_value", "mean_difference", "std_difference"]
+    table = pd.DataFrame(rows, columns=[*columns, "pairs", "plain_spread", "clear"])
+    return table.sort_values(["width", "form", "beta_value"]).reset_index(drop=True)
+
+
+def sweep_grid(results, metrics: tuple[str, ...], width: int | None = None, columns: int = 2):
+    """:func:`sweep_figure` for several metrics, side by side, sized for a page of text."""
+    from matplotlib.figure import Figure
+
+    rows = -(-len(metrics) // columns)
+    figure = Figure(figsize=(3.4 * columns, 2.7 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax, metric in zip(axes, metrics, strict=False):
+        sweep_figure(results, metric, width=width, ax=ax)
+        ax.set_xlabel("beta")
+        if ax is not axes[0]:
+            ax.get_legend().remove()
+    for ax in axes[len(metrics) :]:
+        ax.remove()
+    return figure

@@ -85,3 +85,20 @@ def test_the_sweep_figure_draws_a_line_per_form_and_the_plain_band(study):
 def test_an_empty_study_folder_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no results under"):
         studies.load_results(tmp_path)
+
+
+def test_paired_differences_compare_each_trial_with_the_plain_ensembles(study):
+    table = studies.paired_differences(studies.load_results(study)).set_index(["form", "beta"])
+    strong = table.loc[("exclusive", "elbo")]
+    assert strong["mean_difference"] == pytest.approx(-0.09)
+    assert strong["pairs"] == 2
+    assert strong["plain_spread"] == pytest.approx(0.02)
+    assert strong["clear"]  # both pairs below, by more than the plain trials' spread
+    assert table.loc[("exclusive", "elbo*0.1"), "clear"]
+    single = table.loc[("paper", "1e-05")]
+    assert single["pairs"] == 1 and not single["clear"]  # one pair says nothing about spread
+
+
+def test_paired_differences_of_a_study_with_only_the_plain_ensemble_is_empty(tmp_path):
+    write_arm(tmp_path, 8, 0.0, None, [0.40])
+    assert studies.paired_differences(studies.load_results(tmp_path)).empty
