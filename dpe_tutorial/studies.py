@@ -277,3 +277,18 @@ def sweep_grid(results, metrics: tuple[str, ...], width: int | None = None, colu
     for ax in axes[len(metrics) :]:
         ax.remove()
     return figure
+
+
+def report(results, metrics: tuple[str, ...] = METRICS) -> str:
+    """The summary as a Markdown table: one row per arm, ``mean ± std (n)`` per metric."""
+    table = summary(results)
+    header = ["width", "arm", "trials", *metrics]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (width, form, beta), row in table.iterrows():
+        arm = "plain ensemble" if form == "plain" else f"{form}, beta={beta}"
+        cells = [str(width), arm, str(int(row[("trials", "n")]))]
+        for metric in metrics:
+            mean, std = row[(metric, "mean")], row[(metric, "std")]
+            cells.append(f"{mean:.3f}" + ("" if std != std else f" ± {std:.3f}"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

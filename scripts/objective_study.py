@@ -32,8 +32,14 @@ def main() -> int:
         "--trials", type=int, nargs="+", default=[0, 1], help="trial indices to run"
     )
     parser.add_argument("--verbose", action="store_true", help="progress bars")
+    parser.add_argument(
+        "--report", action="store_true", help="print the summary table (Markdown) and stop"
+    )
     args = parser.parse_args()
     try:
+        if args.report:
+            print(studies.report(studies.load_results(args.out)))
+            return 0
         chosen = [studies.Arm.parse(text) for text in args.arms] if args.arms else None
         studies.run_study(
             args.out,

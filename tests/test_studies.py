@@ -102,3 +102,11 @@ def test_paired_differences_compare_each_trial_with_the_plain_ensembles(study):
 def test_paired_differences_of_a_study_with_only_the_plain_ensemble_is_empty(tmp_path):
     write_arm(tmp_path, 8, 0.0, None, [0.40])
     assert studies.paired_differences(studies.load_results(tmp_path)).empty
+
+
+def test_the_report_is_a_markdown_row_per_arm_with_mean_spread_and_trials(study):
+    lines = studies.report(studies.load_results(study), ("ensemble_accuracy",)).splitlines()
+    assert lines[0] == "| width | arm | trials | ensemble_accuracy |"
+    assert len(lines) == 2 + 5
+    assert "| 8 | exclusive, beta=elbo*0.1 | 2 | 0.460 ± 0.014 |" in lines
+    assert "| 8 | paper, beta=1e-05 | 1 | 0.410 |" in lines  # one trial: no spread
