@@ -39,6 +39,11 @@ RESULT_COLUMNS = (
     "acquire_seconds",
 )
 SCHEDULE_PATTERN = re.compile(r"^(linear|exponential)-(\d+)$")
+CHECKPOINT_KEYS = ("sizes", "acquisition", "seed", "labelled", "rng_state", "rows")
+
+
+class TrainingDiverged(ValueError):
+    """Training gave a non-finite loss or non-finite predictions; its round must not be saved."""
 
 
 def schedule(name_or_sizes: str | Sequence[int], budget: int | None = None, pool_size=None):
@@ -189,6 +194,7 @@ def run_trial(
         learner.fit(train_images[labelled], train_labels[labelled])
         train_seconds = time.perf_counter() - start
         test_member_probs = learner.predict_members(test_images)
+        _check_finite(test_member_probs, f"round {round_index} ({n_labelled} labels)")
         row = {
             "round": round_index,
             "n_labeled": n_labelled,
@@ -243,16 +249,74 @@ def _write_checkpoint(path, sizes, acquisition_name, seed, pool, rng, rows) -> N
     atomic_write(path, json.dumps(state, default=_json_default))
 
 
-def _load_checkpoint(path: Path, sizes, acquisition_name, seed) -> dict | None:
+def _check_finite(member_probs: np.ndarray, where: str) -> None:
+    if not np.isfinite(member_probs).all():
+        raise TrainingDiverged(
+            f"training diverged in {where}: the test predictions contain NaN or inf; "
+            "no row was saved for it. Lower the learning rate and rerun"
+        )
+
+
+def read_checkpoint(path) -> dict | None:
+    """A trial's checkpoint, checked for completeness and consistency; None when there is none.
+
+    A damaged one raises ValueError naming the file and what to do: it holds
+    the random generator's state and the rows, so it cannot be rebuilt.
+    """
     path = Path(path)
     if not path.exists():
         return None
     try:
-        state = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        problem = _checkpoint_problem(state)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = f"{type(error).__name__}: {error}"
+    if problem:
         raise ValueError(
-            f"checkpoint {path} is unreadable ({error}); move it away to restart"
-        ) from None
+            f"checkpoint {path} is unreadable or damaged ({problem}); restore it from a "
+            "backup, or move it away to rerun its trial from the first round"
+        )
+    return state
+
+
+def _checkpoint_problem(state) -> str | None:
+    """What is wrong with a parsed checkpoint, or None."""
+    if not isinstance(state, dict):
+        return "not a JSON object"
+    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    if missing:
+        return f"no {', '.join(missing)}"
+    sizes, labelled, rows = state["sizes"], state["labelled"], state["rows"]
+    if not _whole_numbers(sizes) or not sizes:
+        return "'sizes' is not a list of whole numbers"
+    if not isinstance(rows, list) or len(rows) > len(sizes):
+        return f"'rows' is not a list of at most {len(sizes)} rows"
+    needed = [c for c in RESULT_COLUMNS if c != "trial"]
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict) or any(c not in row for c in needed):
+            return f"row {index} lacks some of {', '.join(needed)}"
+        if row["round"] != index or row["n_labeled"] != sizes[index]:
+            return f"row {index} is not round {index} with {sizes[index]} labels"
+    expected = sizes[min(len(rows), len(sizes) - 1)]
+    if not _whole_numbers(labelled) or len(labelled) != expected or len(set(labelled)) != expected:
+        return f"'labelled' is not {expected} distinct indices"
+    try:
+        np.random.default_rng().bit_generator.state = state["rng_state"]
+    except (TypeError, ValueError, KeyError):
+        return "'rng_state' is not a random generator's state"
+    return None
+
+
+def _whole_numbers(values) -> bool:
+    return isinstance(values, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in values
+    )
+
+
+def _load_checkpoint(path: Path, sizes, acquisition_name, seed) -> dict | None:
+    state = read_checkpoint(path)
+    if state is None:
+        return None
     expected = {"sizes": list(sizes), "acquisition": acquisition_name, "seed": seed}
     found = {key: state.get(key) for key in expected}
     if found != expected:

@@ -1,36 +1,160 @@
 """The ``dpe-tutorial`` command line (also ``python -m dpe_tutorial``).
 
-    dpe-tutorial run (--preset NAME | --config FILE) [--set key=value ...] --out DIR [--quiet]
+    dpe-tutorial [--debug] run (--preset NAME | --config FILE) [--set key=value ...] --out DIR
+                           [--quiet]
     dpe-tutorial presets
-    dpe-tutorial plot RUN_DIR... --out FILE [--metric NAME]
+    dpe-tutorial [--debug] plot RUN_DIR... --out FILE [--metric NAME]
 
-Bad input (an unknown preset or field, a bad --set, a budget larger than the
-pool, missing or corrupt data, an output folder that holds another run)
-ends with exit code 2 and a one-line reason. An existing results folder of
-the same config is resumed, never overwritten.
+Every error ends with exit code 2 and one line that names the file or field
+and says what to do: bad input (an unknown preset or field, a bad --set or
+config file, a budget larger than the pool, missing or corrupt data, an
+output folder that holds another run or other data, or that another run is
+using), diverged training, and any OSError (a full disk, a path through a
+file). ``--debug`` (or ``DPE_DEBUG=1``) adds the traceback. Ctrl-C ends with
+exit code 130 and SIGTERM with 143, each saying that rerunning the same
+command resumes. An existing results folder of the same config is resumed,
+never overwritten.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import signal
 import sys
+import threading
 import time
+import traceback
+from pathlib import Path
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+# A hint per errno for the OSErrors a long run can meet
+_OS_HINTS = {
+    getattr(errno, name, None): hint
+    for name, hint in (
+        ("ENOSPC", "free some disk space, then rerun the same command to resume"),
+        ("EDQUOT", "free some space in your quota, then rerun the same command to resume"),
+        ("EFBIG", "the file size limit (ulimit -f) was reached; raise it, then rerun"),
+        ("EACCES", "check the permissions of the path"),
+        ("EPERM", "check the permissions of the path"),
+        ("EROFS", "choose a writable location"),
+        ("ENOTDIR", "a part of the path is a file, not a folder"),
+        ("EISDIR", "it is a folder; give a file"),
+    )
+}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the same cleanup runs (atomic writes, the lock)."""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as error:
-        # one line, all of it: a missing dataset's message lists every place tried
-        message = " ".join(line.strip() for line in str(error).splitlines()) or type(error).__name__
-        print(f"dpe-tutorial: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("dpe-tutorial: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    debug = args.debug or os.environ.get("DPE_DEBUG", "") not in ("", "0")
+    with _Interrupts() as interrupts:
+        try:
+            return args.handler(args)
+        except KeyboardInterrupt as interrupt:
+            interrupts.caught()
+            if debug:
+                traceback.print_exc()
+            terminated = isinstance(interrupt, Terminated)
+            name = "terminated (SIGTERM)" if terminated else "interrupted"
+            print(f"dpe-tutorial: {name}; rerun the same command to resume", file=sys.stderr)
+            return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+        except Exception as error:
+            if debug:
+                traceback.print_exc()
+            print(f"dpe-tutorial: error: {_one_line(error, debug)}", file=sys.stderr)
+            return EXIT_ERROR
+
+
+class _Interrupts:
+    """Ctrl-C and SIGTERM as KeyboardInterrupt and Terminated, which cannot get lost.
+
+    A signal handler's exception surfaces in whatever Python code runs next,
+    and that may be a garbage-collector callback (JAX installs one) whose
+    exceptions Python prints and drops, so the run would go on. The handler
+    therefore arms a timer that raises the exception again every
+    REPEAT_SECONDS until ``main`` has caught it, and the dropped ones are not
+    printed. Off the main thread (signals cannot be handled there) it does
+    nothing.
+    """
+
+    REPEAT_SECONDS = 0.5
+
+    def __init__(self):
+        self.pending: type[KeyboardInterrupt] | None = None
+        self.previous: dict = {}
+        self.can_repeat = hasattr(signal, "setitimer")  # not on Windows
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for signum, kind in ((signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)):
+                if signal.getsignal(signum) is not signal.SIG_IGN:  # nohup and `&` ignore some
+                    self.previous[signum] = signal.signal(signum, self._handler(kind))
+            if self.can_repeat:
+                self.previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._repeat)
+            self.hook = sys.unraisablehook
+            sys.unraisablehook = self._unraisable
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.caught()
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        if self.previous:
+            sys.unraisablehook = self.hook
+
+    def caught(self) -> None:
+        """``main`` has the exception: stop raising it."""
+        self.pending = None
+        if self.can_repeat and self.previous:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def _handler(self, kind: type[KeyboardInterrupt]):
+        def handle(signum, frame):
+            self.pending = kind
+            self._raise()
+
+        return handle
+
+    def _repeat(self, signum, frame):
+        if self.pending is not None:
+            self._raise()
+
+    def _raise(self):
+        if self.can_repeat:  # once more soon, in case this one is dropped
+            signal.setitimer(signal.ITIMER_REAL, self.REPEAT_SECONDS)
+        raise self.pending()
+
+    def _unraisable(self, unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and self.pending is not None:
+            return  # dropped where it landed; the timer raises it again
+        self.hook(unraisable)
+
+
+def _one_line(error: Exception, debug: bool) -> str:
+    """The error as one line: ours already name the file or field and say what to do."""
+    if isinstance(error, OSError) and error.strerror:
+        # raised by the operating system: [Errno 28] No space left on device: 'path'
+        where = " -> ".join(str(name) for name in (error.filename, error.filename2) if name)
+        hint = _OS_HINTS.get(error.errno, "")
+        message = f"{where or 'a file operation'}: {error.strerror}" + (f"; {hint}" if hint else "")
+    elif isinstance(error, (ValueError, OSError, LookupError)):
+        message = str(error) or type(error).__name__
+    else:  # not one we expected: say what it is
+        message = f"{type(error).__name__}: {error}"
+        if not debug:
+            message += " (rerun with --debug for the traceback)"
+    # one line, all of it: a missing dataset's message lists every place tried
+    return " ".join(line.strip() for line in message.splitlines())
 
 
 def _run(args) -> int:
@@ -57,6 +181,7 @@ def _presets(args) -> int:
 def _plot(args) -> int:
     from . import plots
 
+    _check_output_file(Path(args.out))  # before the slow part
     runs = [plots.load_run(path) for path in args.run_dirs]
     figure = plots.learning_curves(runs, metric=args.metric)
     plots.save_figure(figure, args.out)
@@ -64,13 +189,30 @@ def _plot(args) -> int:
     return 0
 
 
+def _check_output_file(path: Path) -> None:
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder; give an image file such as curves.png")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"--out {path}: {parent} is a file, not a folder")
+            return
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dpe-tutorial", description="Deep probabilistic ensembles for active learning."
     )
+    debug_help = "show the traceback of an error (also DPE_DEBUG=1)"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
+    # also accepted after the command; SUPPRESS keeps the global value when it is not
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run or resume an experiment into a results folder")
+    run = commands.add_parser(
+        "run", parents=[after], help="run or resume an experiment into a results folder"
+    )
     source = run.add_mutually_exclusive_group(required=True)
     source.add_argument("--preset", help="a named preset (see `dpe-tutorial presets`)")
     source.add_argument("--config", help="a YAML file of config fields")
@@ -84,7 +226,9 @@ def _parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("presets", help="list the presets and their fields")
     listing.set_defaults(handler=_presets)
 
-    plot = commands.add_parser("plot", help="learning curves of one or more results folders")
+    plot = commands.add_parser(
+        "plot", parents=[after], help="learning curves of one or more results folders"
+    )
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     plot.add_argument("--out", required=True, help="image file (.png, .svg or .pdf)")
     plot.add_argument("--metric", default="ensemble_accuracy")

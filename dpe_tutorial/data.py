@@ -38,6 +38,7 @@ import pickle
 import tarfile
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,6 +222,22 @@ def _array_digest(*arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def fingerprint(split: Split) -> str:
+    """``sha256:<hex>`` of the pool and test images and labels (their bytes, shapes and dtypes).
+
+    Two splits with the same fingerprint hold the same samples in the same
+    order, whatever path or provenance they were loaded from: a results
+    folder stores it so that a rerun on other data can be refused.
+    """
+    digest = hashlib.sha256(b"dpe_tutorial split fingerprint v1\n")
+    for dataset in (split.train, split.test):
+        for array in (dataset.images, dataset.labels):
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype.str} {array.shape}\n".encode())
+            digest.update(array.reshape(-1).view(np.uint8))  # the bytes, without a copy
+    return f"sha256:{digest.hexdigest()}"
+
+
 # --------------------------------------------------------------------------- image folders
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -265,6 +282,8 @@ def load_image_folder(path, cache_dir=None) -> Split:
         source: _TreeSource = _FolderSource(path)
     elif zipfile.is_zipfile(path):
         source = _ZipSource(path)
+    elif _looks_like_zip(path):
+        raise ValueError(_damaged_zip_message(path))
     else:
         raise ValueError(f"{path} is neither a folder nor a zip file of a split/class/image tree")
     key = source.cache_key()
@@ -279,6 +298,25 @@ def load_image_folder(path, cache_dir=None) -> Split:
         split = _decode_tree(source, provenance)
     _write_cache(cache_file, split)
     return split
+
+
+def _looks_like_zip(path: Path) -> bool:
+    """A ``.zip`` name or a zip's magic bytes: a file meant as a zip, if not a readable one."""
+    if path.suffix.lower() == ".zip":
+        return True
+    try:
+        with open(path, "rb") as file:
+            return file.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+    except OSError:
+        return False
+
+
+def _damaged_zip_message(path: Path) -> str:
+    # zipfile finds a zip by its central directory, at the end: a cut-off copy has none
+    return (
+        f"zip file {path} is damaged or truncated (its central directory is missing or "
+        "unreadable); copy or download it again"
+    )
 
 
 class _TreeSource:
@@ -468,8 +506,9 @@ def _layout(source: _TreeSource) -> tuple[tuple[str, ...], dict[str, list[list[P
 
 def _decode_image(data: bytes, name: str) -> np.ndarray:
     """Pixels as (height, width) uint8 for a grey image, (height, width, 3) for a colour one."""
+    buffer = io.BytesIO(data)
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(buffer) as image:
             image.load()
             mode = image.mode
             if mode in _GREY_MODES:
@@ -477,7 +516,9 @@ def _decode_image(data: bytes, name: str) -> np.ndarray:
             if mode in _COLOUR_MODES:
                 return np.asarray(image if mode == "RGB" else image.convert("RGB"))
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, ...
-        raise ValueError(f"cannot decode image {name}: {type(exc).__name__}: {exc}") from exc
+        # Pillow names the in-memory buffer (<_io.BytesIO object at 0x...>): name the file
+        reason = str(exc).replace(repr(buffer), name)
+        raise ValueError(f"cannot decode image {name}: {type(exc).__name__}: {reason}") from exc
     raise ValueError(
         f"image {name} has Pillow mode {mode!r}; only 8-bit grey and colour images are supported"
     )
@@ -497,8 +538,14 @@ def _decode_tree(source: _TreeSource, provenance: str) -> Split:
             name = source.describe(parts)
             try:
                 blob = source.read(parts)
-            except (OSError, zipfile.BadZipFile) as exc:
-                raise ValueError(f"cannot read image {name}: {exc}") from exc
+            except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                if isinstance(exc, OSError):
+                    raise ValueError(f"cannot read image {name}: {exc}") from exc
+                # a zip member whose bytes are damaged or cut off (bad CRC, broken stream)
+                raise ValueError(
+                    f"cannot read image {name}: the zip is damaged ({type(exc).__name__}: "
+                    f"{exc}); copy or download it again"
+                ) from exc
             pixels = _decode_image(blob, name)
             if first is None:
                 first = (name, pixels.shape[:2])
@@ -685,6 +732,8 @@ def _load_cifar10_from(path: Path, origin: str, cache_dir) -> Split:
         split = load_image_folder(path, cache_dir)
     elif tarfile.is_tarfile(path):
         return _load_cifar10_tar(path)
+    elif _looks_like_zip(path):
+        raise ValueError(_damaged_zip_message(path))
     else:
         raise ValueError(
             f"CIFAR-10 path {where} is none of: a cifar-10-batches-py folder, "

@@ -15,8 +15,9 @@ def atomic_write(path, content: str | bytes | Callable[[BinaryIO], object]) -> N
     ``content`` is text (UTF-8), bytes, or a function that writes into the
     binary handle it is given (``np.savez``, ``figure.savefig``). Parent
     folders are created. A failure leaves the old file, if any, in place and
-    no temporary file behind. The file gets the permissions a plain
-    ``open()`` would give (``mkstemp`` would make it private).
+    no temporary file behind; an OSError names ``path``, the file being
+    written. The file gets the permissions a plain ``open()`` would give
+    (``mkstemp`` would make it private).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,6 +38,12 @@ def atomic_write(path, content: str | bytes | Callable[[BinaryIO], object]) -> N
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.errno is None:
+            raise
+        # name the file being written, not the temporary (or nothing: a failed write() names none)
+        raise type(error)(error.errno, error.strerror, str(path)) from error
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

@@ -52,5 +52,7 @@ def shifted(images, kind: str, rng: np.random.Generator) -> np.ndarray:
 def shifted_sets(images, n: int, seed: int) -> dict[str, np.ndarray]:
     """Every shift of the first ``n`` images (all when fewer), drawn from ``seed``."""
     chosen = np.asarray(images)[: max(0, int(n))]
+    if len(chosen) == 0:
+        return {kind: chosen.copy() for kind in SHIFTS}
     rng = np.random.default_rng(seed)
     return {kind: shifted(chosen, kind, rng) for kind in SHIFTS}

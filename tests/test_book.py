@@ -97,8 +97,8 @@ def test_the_book_builds_without_warnings(build, html):
         p.parent.name for p in (out / "_build" / "runs" / preset).glob("*/results.csv")
     )
     assert finished == [
-        "dpe-exclusive-elbo-predictive_entropy",
-        "dpe-exclusive-elbo-random",
+        "dpe-exclusive-elbo-x0.1-predictive_entropy",
+        "dpe-exclusive-elbo-x0.1-random",
         "ensemble-predictive_entropy",
     ]
 

@@ -60,7 +60,7 @@ def test_presets_are_valid_and_match_the_protocol():
         ({"beta": -1}, "'beta' must be a number >= 0"),
         ({"beta": "big"}, "'beta' must be a number >= 0, \"elbo\""),
         ({"beta": "elbo*-1"}, '\'beta\' must be a number >= 0, "elbo" \\(E / N\\) or "elbo\\*F"'),
-        ({"kl_form": "kl"}, "'kl_form' 'kl'; valid forms are exclusive, inclusive, paper"),
+        ({"kl_form": "kl"}, "'kl_form' must be one of exclusive, inclusive, paper, got 'kl'"),
         ({"acquisition": "bald"}, "'acquisition' must be one of predictive_entropy"),
         ({"optimizer": "rmsprop"}, "'optimizer' must be one of sgd, adam"),
         ({"learning_rate": 0}, "'learning_rate' must be a number > 0"),
@@ -113,9 +113,10 @@ def test_yaml_configs(tmp_path):
 def test_method_labels_tell_the_baselines_apart():
     base = ExperimentConfig.from_dict(TINY)
     assert base.kl_form == "exclusive"  # the default: KL(q || p), the ELBO's divergence
-    assert base.method == "DPE exclusive, beta=elbo (predictive_entropy)"
-    tempered = base.with_overrides(["beta=elbo*0.1"])
-    assert tempered.method == "DPE exclusive, beta=elbo*0.1 (predictive_entropy)"
+    assert base.method == "DPE exclusive, beta=elbo*0.1 (predictive_entropy)"  # the default
+    assert (
+        base.with_overrides(["beta=elbo"]).method == "DPE exclusive, beta=elbo (predictive_entropy)"
+    )
     assert base.with_overrides(["beta=1e-5", "kl_form=paper"]).method == (
         "DPE paper, beta=1e-05 (predictive_entropy)"
     )
@@ -144,8 +145,8 @@ def test_baselines_share_everything_but_the_method():
     assert random.to_dict() == {**config.to_dict(), "acquisition": "random"}
     assert plain.to_dict() == {**config.to_dict(), "beta": 0.0}
     assert [experiment.run_slug(c) for c in (dpe, random, plain)] == [
-        "dpe-exclusive-elbo-predictive_entropy",
-        "dpe-exclusive-elbo-random",
+        "dpe-exclusive-elbo-x0.1-predictive_entropy",
+        "dpe-exclusive-elbo-x0.1-random",
         "ensemble-predictive_entropy",
     ]
     # a config that already is a baseline is not run twice
@@ -153,11 +154,11 @@ def test_baselines_share_everything_but_the_method():
     assert experiment.run_slug(config.with_overrides(["beta=1e-5", "kl_form=paper"])) == (
         "dpe-paper-1e-05-predictive_entropy"
     )
-    assert experiment.run_slug(config.with_overrides(["beta=elbo*0.1"])) == (
-        "dpe-exclusive-elbo-x0.1-predictive_entropy"
+    assert experiment.run_slug(config.with_overrides(["beta=elbo"])) == (
+        "dpe-exclusive-elbo-predictive_entropy"
     )
     assert experiment.run_slug(config.with_overrides(["kl_form=inclusive"])) == (
-        "dpe-inclusive-elbo-predictive_entropy"
+        "dpe-inclusive-elbo-x0.1-predictive_entropy"
     )
 
 
@@ -225,8 +226,8 @@ def test_run_comparison_puts_each_method_in_its_own_folder(tmp_path):
     config = ExperimentConfig.from_dict({**TINY, "epochs": 1, "name": "tiny"})
     folders = experiment.run_comparison(experiment.with_baselines(config), tmp_path, quiet=True)
     assert [f.relative_to(tmp_path).as_posix() for f in folders] == [
-        "tiny/dpe-exclusive-elbo-predictive_entropy",
-        "tiny/dpe-exclusive-elbo-random",
+        "tiny/dpe-exclusive-elbo-x0.1-predictive_entropy",
+        "tiny/dpe-exclusive-elbo-x0.1-random",
         "tiny/ensemble-predictive_entropy",
     ]
     runs = plots.find_runs(tmp_path)

@@ -150,8 +150,8 @@ def test_papermill_runs_the_experiment_and_results_notebooks_on_a_tiny_budget(tm
     )
     folders = sorted(p.parent for p in runs.rglob("results.csv"))
     assert [f.relative_to(runs).as_posix() for f in folders] == [
-        "smoke/dpe-exclusive-elbo-predictive_entropy",
-        "smoke/dpe-exclusive-elbo-random",
+        "smoke/dpe-exclusive-elbo-x0.1-predictive_entropy",
+        "smoke/dpe-exclusive-elbo-x0.1-random",
         "smoke/ensemble-predictive_entropy",
     ]
     for folder in folders:
