@@ -30,11 +30,10 @@ from keras import layers, ops
 from . import kl, models, priors
 
 LAYOUTS = ("branches", "grouped")
-# The default weight: a tenth of E / N. Provisional, from the first trials of the
-# objective study (results/objective-study/README.md): E / N itself cost accuracy
-# against a plain ensemble on CIFAR-10 and made the inclusive and paper forms
-# fall far behind on digits; a tenth of it did not. Revisited when every arm
-# of the study has its trials.
+# The default weight: a tenth of E / N. Provisional (README, "beta"): on digits
+# E / N left the inclusive and paper forms far behind a plain ensemble and a
+# tenth of it did not; the CIFAR-10 objective study (results/objective-study)
+# has one trial per arm so far, too few to separate these betas from noise.
 DEFAULT_BETA = "elbo*0.1"
 _TEMPERED = re.compile(r"^elbo\s*\*\s*(\S+)$")
 
