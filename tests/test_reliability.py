@@ -55,9 +55,21 @@ def error_line(capsys) -> str:
     return lines[0]
 
 
+# A shell's background job (`cmd &`, as CI may be run) starts with SIGINT ignored and
+# its children inherit that, while a user's terminal delivers Ctrl-C with the default
+# disposition. This wrapper restores the default, which survives the exec, before
+# starting the CLI (preexec_fn would run Python in a forked copy of a threaded process).
+_WITH_DEFAULT_SIGNALS = (
+    "import os, signal, sys; "
+    "signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "signal.signal(signal.SIGTERM, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'dpe_tutorial', *sys.argv[1:]])"
+)
+
+
 def cli(*args, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "dpe_tutorial", *args],
+        [sys.executable, "-c", _WITH_DEFAULT_SIGNALS, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
