@@ -438,13 +438,15 @@ class EnsembleLearner(active.Learner):
     """A fresh DeepProbabilisticEnsemble per round, trained as the config says.
 
     Training visits the labelled set in an order drawn from ``seed`` and the
-    epoch, one ``model.fit`` call per epoch, so that it can stop after any
-    epoch and go on later, in another process, exactly as if it had not
-    stopped. With ``epoch_checkpoint`` set, every variable of the model (the
-    weights, the batch-norm statistics, the augmentation layers' seed-generator
-    states) and of the optimizer (its step count, which drives the
-    learning-rate schedule, and its momenta) is saved there after each epoch,
-    and ``fit`` starts from what it finds. ``where`` names the round in
+    epoch (:class:`EpochOrder`), so that it can stop after an epoch and go on
+    later, in another process, exactly as if it had not stopped. With
+    ``epoch_checkpoint`` set, every variable of the model (the weights, the
+    batch-norm statistics, the augmentation layers' seed-generator states) and
+    of the optimizer (its step count, which drives the learning-rate schedule,
+    and its momenta) is saved there after the first and the last epoch and
+    after any epoch that ends ``checkpoint_interval`` seconds or more after the
+    last save (a full-size ensemble's state is large; a stop loses at most
+    that much training), and ``fit`` starts from what it finds. ``where`` names the round in
     messages; ``session`` (a dict) counts the epochs trained and the resumed
     rounds for ``config.json``.
     """
@@ -474,30 +476,30 @@ class EnsembleLearner(active.Learner):
         self.session = session
         self.model = None
 
+    checkpoint_interval = 60.0  # seconds of training a stop may lose, at most
+
     def fit(self, images, labels):
         c = self.config
         self.model = self._build(len(images))
         identity = self._identity(images, labels)
         first = self._restore(identity)
-        bar = None if self.quiet or first == c.epochs else EpochBar(c.epochs, first)
-        callbacks = [DivergenceCheck(self._divergence_message)] + ([bar] if bar else [])
+        if first == c.epochs:
+            return
+        bar = None if self.quiet else EpochBar(c.epochs, first)
+        saver = _EpochSaver(lambda epoch: self._save(epoch, identity), c.epochs, self)
+        callbacks = [DivergenceCheck(self._divergence_message), saver] + ([bar] if bar else [])
+        batches = EpochOrder(images, labels, c.batch_size, self.seed, first)
         try:
-            for epoch in range(first, c.epochs):
-                # our own order, not fit's shuffle: a resumed epoch must see the same batches
-                order = np.random.default_rng([self.seed, epoch]).permutation(len(images))
-                self.model.fit(
-                    images[order],
-                    labels[order],
-                    batch_size=c.batch_size,
-                    initial_epoch=epoch,
-                    epochs=epoch + 1,
-                    shuffle=False,
-                    verbose=0,
-                    callbacks=callbacks,
-                )
-                self._save(epoch + 1, identity)
-                if self.session is not None:
-                    self.session["epochs_trained"] += 1
+            # one fit call for the whole round: a call per epoch costs seconds of set-up each
+            self.model.fit(
+                batches,
+                steps_per_epoch=len(batches),
+                shuffle=False,  # the batches are already in their epoch's order
+                initial_epoch=first,
+                epochs=c.epochs,
+                verbose=0,
+                callbacks=callbacks,
+            )
         finally:
             if bar is not None:
                 bar.close()
@@ -643,6 +645,59 @@ def _digest(*arrays: np.ndarray) -> str:
     for array in arrays:
         digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
     return digest.hexdigest()
+
+
+class EpochOrder(keras.utils.PyDataset):
+    """The labelled set in batches, shuffled by an order drawn from (seed, epoch).
+
+    Our order rather than ``fit``'s shuffle: a round resumed at epoch ``first``
+    sees exactly the batches the uninterrupted round would have seen. Batches
+    are numbered across epochs (``fit`` needs ``steps_per_epoch=len(self)``,
+    ``num_batches`` is None), so a batch's content depends on its number
+    alone, not on when a prefetching pipeline asks for it.
+    """
+
+    def __init__(self, images, labels, batch_size: int, seed: int, first: int = 0):
+        super().__init__()  # one worker: no enqueuer threads
+        self.images, self.labels = images, labels
+        self.batch_size, self.seed, self.first = batch_size, seed, first
+        self._orders: dict[int, np.ndarray] = {}
+
+    def __len__(self):
+        """Batches per epoch."""
+        return math.ceil(len(self.images) / self.batch_size)
+
+    @property
+    def num_batches(self):
+        return None  # an endless stream; fit stops it after its epochs
+
+    def __getitem__(self, index):
+        epoch, batch = divmod(index, len(self))
+        epoch += self.first
+        if epoch not in self._orders:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._orders = {epoch: rng.permutation(len(self.images))}  # the current epoch only
+        chosen = self._orders[epoch][batch * self.batch_size : (batch + 1) * self.batch_size]
+        return self.images[chosen], self.labels[chosen]
+
+
+class _EpochSaver(keras.callbacks.Callback):
+    """Saves the round's state after the first and last epochs, and at most once an interval."""
+
+    def __init__(self, save: Callable[[int], None], epochs: int, learner: EnsembleLearner):
+        super().__init__()
+        self.save, self.epochs, self.learner = save, epochs, learner
+        self.last_save = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        now = time.monotonic()
+        due = self.last_save is None or now - self.last_save >= self.learner.checkpoint_interval
+        if due or done == self.epochs:
+            self.save(done)
+            self.last_save = now
+        if self.learner.session is not None:
+            self.learner.session["epochs_trained"] += 1
 
 
 class DivergenceCheck(keras.callbacks.Callback):
@@ -1141,8 +1196,7 @@ def _bar_writer(message: str) -> None:
 class EpochBar(keras.callbacks.Callback):
     """A tqdm bar over a round's epochs that shows the latest loss and accuracy.
 
-    One bar spans the round's ``fit`` calls (one per epoch); a resumed round's
-    bar starts at the epochs already done. Close it when the round ends.
+    A resumed round's bar starts at the epochs already done. Close it when the round ends.
     """
 
     def __init__(self, epochs: int, done: int = 0):

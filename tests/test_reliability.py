@@ -512,12 +512,20 @@ class Interrupted(Exception):
     pass
 
 
-def digits_learner(config, path, session=None, stop_after=None):
-    """An EnsembleLearner for a round of 64 digits; ``stop_after`` raises after that epoch."""
+def digits_learner(config, path, session=None, stop_after=None, interval=0.0, saved=None):
+    """An EnsembleLearner for a round of 64 digits; ``stop_after`` raises after that epoch.
+
+    It saves after every epoch unless ``interval`` (seconds) says otherwise;
+    ``saved`` (a list) collects the epochs saved.
+    """
 
     class Learner(experiment.EnsembleLearner):
+        checkpoint_interval = interval
+
         def _save(self, epoch, identity):
             super()._save(epoch, identity)
+            if saved is not None:
+                saved.append(epoch)
             if epoch == stop_after:
                 raise Interrupted
 
@@ -556,6 +564,12 @@ def test_an_epoch_checkpoint_resumes_to_the_uninterrupted_state(tmp_path, capsys
     assert session == {"epochs_trained": 2, "resumed": [{"round": "this round", "from_epoch": 2}]}
     for a, b, variable in zip(whole, state_of(learner), learner._state(), strict=True):
         np.testing.assert_array_equal(a, b, err_msg=variable.path)
+
+    # a large state is saved after the first and last epochs and at most once an interval
+    saved = []
+    learner, images, labels = digits_learner(config, tmp_path / "s.npz", interval=1e9, saved=saved)
+    learner.fit(images, labels)
+    assert saved == [1, 4]
 
     # a damaged epoch checkpoint is reported, and the round starts again rather than resume wrongly
     cut_in_half(path)

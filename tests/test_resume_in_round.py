@@ -40,7 +40,7 @@ def read_run(folder: Path):
 @pytest.mark.slow
 def test_a_run_killed_inside_a_round_resumes_from_its_last_epoch(tmp_path):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    # with progress bars: they must survive one fit call per epoch
+    # with progress bars, which must not change what is trained
     done = subprocess.run(run_command(reference, quiet=False), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "epochs" in done.stderr  # the bar over a round's epochs
@@ -76,3 +76,20 @@ def test_a_run_killed_inside_a_round_resumes_from_its_last_epoch(tmp_path):
     # the rerun trained only the epochs the killed run had not finished
     assert sessions[1]["epochs_trained"] == EPOCHS - resumed["from_epoch"] < EPOCHS
     assert not list(killed.glob("checkpoints/*_epoch.npz"))  # removed with each round's end
+
+
+def test_the_batch_stream_resumed_at_an_epoch_is_the_uninterrupted_stream_from_there():
+    from dpe_tutorial.experiment import EpochOrder
+
+    images, labels = np.arange(10)[:, None], np.arange(10)
+    whole = EpochOrder(images, labels, batch_size=4, seed=3)
+    resumed = EpochOrder(images, labels, batch_size=4, seed=3, first=2)
+    assert len(whole) == 3 and whole.num_batches is None  # fit stops the stream by epochs
+    stream = [whole[i][1] for i in range(4 * len(whole))]
+    # out of order, as a prefetching pipeline may ask: a batch depends on its number alone
+    assert np.array_equal(whole[1][1], stream[1]) and np.array_equal(whole[7][1], stream[7])
+    for i in range(2 * len(resumed)):
+        np.testing.assert_array_equal(resumed[i][1], stream[2 * len(whole) + i])
+    epochs = [np.concatenate(stream[e * 3 : e * 3 + 3]) for e in range(4)]
+    assert all(sorted(epoch) == list(range(10)) for epoch in epochs)  # each image once an epoch
+    assert not np.array_equal(epochs[0], epochs[1])  # a new order every epoch
