@@ -1,8 +1,8 @@
 """The built book: no warnings, every page renders offline in Chromium with its math and figures.
 
 The build runs once per session (``scripts/build_book.py``, the command behind
-``make book``), with the preset in ``DPE_BOOK_PRESET`` (CI builds it with
-``cifar10-smoke`` on the shared CIFAR-10 copy). Screenshots of a few pages go
+``make book``), with the preset in ``DPE_BOOK_PRESET`` (default ``smoke``, as CI
+builds it). Screenshots of a few pages go
 to ``$DPE_SCREENSHOTS`` (default ``_build/screenshots``) for a person to look at.
 """
 
