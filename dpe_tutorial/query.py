@@ -450,6 +450,8 @@ def load_model(out):
     """
     import keras
 
+    from . import ensemble  # noqa: F401  registers DeepProbabilisticEnsemble for loading
+
     out = Path(out)
     record = json.loads((out / CONFIG).read_text("utf-8"))
     if record.get("kind") != KIND:
