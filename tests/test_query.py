@@ -270,3 +270,60 @@ def test_python_query_round_trip_and_rerun_into_the_same_folder(pool, tmp_path):
     assert not set(again["path"]) & set(table["path"])
     assert json.loads((out / "config.json").read_text())["labelled"] == 10
     assert sorted(p.name for p in out.iterdir()) == sorted(query.OUTPUT_FILES)
+
+
+# --------------------------------------------------------------------------- a simulated oracle
+
+ORACLE_CLASSES = ("airplane", "automobile", "frog")
+ORACLE = {"pool": 120, "held_out": 100, "first": 4, "k": 24, "rounds": 3}  # per class, but k
+ORACLE_CONFIG = {"members": 3, "width": 4, "epochs": 20, "batch_size": 16}
+
+
+def flatten_cifar10(archive: Path, root: Path, seed: int):
+    """Pool and held-out folders of CIFAR-10 images with anonymous names; their true classes."""
+    rng = np.random.default_rng(seed)
+    truth: dict[str, dict[str, str]] = {"pool": {}, "held_out": {}}
+    with zipfile.ZipFile(archive) as zipped:
+        names = [n for n in zipped.namelist() if n.endswith(".jpg")]
+        for part, split in (("pool", "train"), ("held_out", "test")):
+            chosen = []
+            for name in ORACLE_CLASSES:
+                members = sorted(n for n in names if n.startswith(f"{split}/{name}/"))
+                picked = rng.choice(len(members), ORACLE[part], replace=False)
+                chosen += [(members[i], name) for i in picked]
+            for i in rng.permutation(len(chosen)):
+                member, name = chosen[i]
+                path = f"img{len(truth[part]):04d}.jpg"
+                (root / part).mkdir(parents=True, exist_ok=True)
+                (root / part / path).write_bytes(zipped.read(member))
+                truth[part][path] = name
+    return truth
+
+
+def simulate_oracle(tmp_path: Path, seed: int) -> dict:
+    """Query, label the suggestions from the true classes, query again: ``rounds`` times."""
+    truth = flatten_cifar10(SHARED_CIFAR10, tmp_path, seed)
+    pool, held_out = tmp_path / "pool", tmp_path / "held_out"
+    first = []
+    for name in ORACLE_CLASSES:
+        first += [p for p, c in truth["pool"].items() if c == name][: ORACLE["first"]]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\n" + "".join(f"{p},{truth['pool'][p]}\n" for p in first))
+    config = query.resolve_config("smoke", [f"{k}={v}" for k, v in ORACLE_CONFIG.items()])
+    config = query.resolve_config(config, [f"seed={seed}"])
+    test = query.read_pool(held_out)
+    expected = np.array([truth["held_out"][p] for p in test.paths])
+    sizes, accuracies, suggested = [], [], []
+    for round_index in range(ORACLE["rounds"] + 1):
+        out = tmp_path / "out"  # the same folder each round: a query replaces its own files
+        table = query.suggest(pool, labels, ORACLE["k"], out, config)
+        model, class_names = query.load_model(out)
+        predicted = np.array(class_names)[model.predict_members(test.images).mean(1).argmax(1)]
+        accuracies.append(float((predicted == expected).mean()))
+        sizes.append(len(pd.read_csv(labels)))
+        if round_index == ORACLE["rounds"]:
+            break
+        suggested += table["path"].tolist()
+        with labels.open("a") as file:
+            file.writelines(f"{p},{truth['pool'][p]}\n" for p in table["path"])
+    return {"sizes": sizes, "accuracies": accuracies, "suggested": suggested, "labels": labels}
