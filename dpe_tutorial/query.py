@@ -496,7 +496,7 @@ def _save_contact_sheet(images: np.ndarray, table: pd.DataFrame, path: Path, tot
         axes.imshow(images[i], interpolation="nearest")
         axes.set_xticks([])
         axes.set_yticks([])
-        axes.set_title(f"#{row.rank}  score {row.score:.3f}", fontsize=7)
+        axes.set_title(f"#{row.rank}  score {row.score:.4f}", fontsize=7)
         name = row.path if len(row.path) <= 22 else "…" + row.path[-21:]
         axes.set_xlabel(f"{name}\n{row.predicted} {row.probability:.0%}", fontsize=6)
     shown = f"top {n} of {total}" if n < total else f"all {n}"

@@ -327,3 +327,27 @@ def simulate_oracle(tmp_path: Path, seed: int) -> dict:
         with labels.open("a") as file:
             file.writelines(f"{p},{truth['pool'][p]}\n" for p in table["path"])
     return {"sizes": sizes, "accuracies": accuracies, "suggested": suggested, "labels": labels}
+
+
+@pytest.mark.slow
+def test_labelling_the_suggestions_raises_held_out_accuracy(tmp_path):
+    """Three rounds of query, label (from the true classes), query again, on CIFAR-10.
+
+    Measured with these sizes (3 classes, 12 -> 36 -> 60 -> 84 labels, 300 held-out images):
+    held-out accuracy 0.463 -> 0.697 (seed 0), 0.437 -> 0.650 (seed 1), 0.417 -> 0.713 (seed 2),
+    rises of 0.23, 0.21 and 0.30; the margin asserted, 0.08, is well below the smallest.
+    About 4 minutes on 2 busy cores (each query builds and traces a fresh ensemble).
+    """
+    if not SHARED_CIFAR10.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have the shared CIFAR-10 copy at {SHARED_CIFAR10}")
+        pytest.skip(f"no shared CIFAR-10 copy at {SHARED_CIFAR10}")
+    result = simulate_oracle(tmp_path, seed=0)
+    first, k, rounds = 3 * ORACLE["first"], ORACLE["k"], ORACLE["rounds"]
+    assert result["sizes"] == [first + k * r for r in range(rounds + 1)]
+    suggested = result["suggested"]
+    assert len(suggested) == len(set(suggested)) == k * rounds  # never suggested twice
+    labelled = pd.read_csv(result["labels"])["path"]
+    assert labelled.is_unique and set(suggested) <= set(labelled)
+    accuracies = result["accuracies"]
+    assert accuracies[-1] >= accuracies[0] + 0.08, accuracies
