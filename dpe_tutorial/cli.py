@@ -4,6 +4,9 @@
                            [--quiet]
     dpe-tutorial presets
     dpe-tutorial [--debug] plot RUN_DIR... --out FILE [--metric NAME]
+    dpe-tutorial [--debug] query --pool PATH --labels LABELS.csv --k N --out DIR
+                             [--preset NAME | --config FILE] [--set key=value ...]
+                             [--image-size PIXELS] [--classes A,B,...] [--quiet]
 
 Every error ends with exit code 2 and one line that names the file or field
 and says what to do: bad input (an unknown preset or field, a bad --set or
@@ -189,6 +192,28 @@ def _plot(args) -> int:
     return 0
 
 
+def _query(args) -> int:
+    from . import query
+
+    config = query.resolve_config(args.preset or args.config, args.set or [])
+    classes = args.classes.split(",") if args.classes else None
+    table = query.suggest(
+        args.pool,
+        args.labels,
+        args.k,
+        args.out,
+        config,
+        image_size=args.image_size,
+        classes=classes,
+        quiet=args.quiet,
+    )
+    print(table.head(10).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    out = Path(args.out)
+    print(f"wrote {out / query.SUGGESTIONS} ({len(table)} rows), {out / query.CONTACT_SHEET},")
+    print(f"      {out / query.MODEL} and {out / query.CONFIG}")
+    return 0
+
+
 def _check_output_file(path: Path) -> None:
     if path.is_dir():
         raise ValueError(f"--out {path} is a folder; give an image file such as curves.png")
@@ -233,6 +258,55 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", required=True, help="image file (.png, .svg or .pdf)")
     plot.add_argument("--metric", default="ensemble_accuracy")
     plot.set_defaults(handler=_plot)
+
+    query = commands.add_parser(
+        "query",
+        parents=[after],
+        help="which images to label next: train on your labels, rank the rest",
+        description=(
+            "Train a deep probabilistic ensemble on the labelled images of a pool and rank "
+            "its unlabelled images by the config's acquisition score. Writes "
+            "suggestions.csv (rank,path,score,predicted,probability), suggestions.png "
+            "(a contact sheet), model.keras and config.json into --out."
+        ),
+    )
+    query.add_argument(
+        "--pool",
+        required=True,
+        help="a folder (searched recursively) or a zip of .png/.jpg/.jpeg images of any size "
+        "and mode; each is converted to RGB and resized to --image-size (decoded once, cached)",
+    )
+    query.add_argument(
+        "--labels",
+        required=True,
+        help="a CSV with columns path,label (paths relative to the pool root); the other "
+        "images are the unlabelled pool; the classes are the distinct labels",
+    )
+    query.add_argument("--k", type=int, required=True, help="how many images to suggest")
+    query.add_argument(
+        "--out", required=True, help="output folder: new, empty, or an earlier query's"
+    )
+    query_source = query.add_mutually_exclusive_group()
+    query_source.add_argument("--preset", help="a named preset (default: smoke)")
+    query_source.add_argument("--config", help="a YAML file of config fields")
+    query.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a field (repeatable)"
+    )
+    query.add_argument(
+        "--image-size",
+        type=int,
+        default=32,
+        metavar="PIXELS",
+        help="images are resized (stretched, not cropped) to PIXELS x PIXELS (default 32, "
+        "CIFAR-10's size)",
+    )
+    query.add_argument(
+        "--classes",
+        help="comma-separated class names, in order (default: the distinct labels, sorted); "
+        "each needs at least 1 labelled image",
+    )
+    query.add_argument("--quiet", action="store_true", help="no progress bars")
+    query.set_defaults(handler=_query)
     return parser
 
 
