@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.colors import LinearSegmentedColormap, LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from . import palette
 
@@ -84,6 +85,12 @@ def _grid(xx, yy) -> tuple[np.ndarray, np.ndarray]:
     if xx.ndim != 2 or xx.shape != yy.shape:
         raise ValueError(f"xx and yy must be 2-D of one shape, got {xx.shape} and {yy.shape}")
     return xx, yy
+
+
+def _plane_aspect(xx, yy) -> float:
+    """Height over width of the plane the grid covers: panels drawn with equal axes."""
+    width = float(np.ptp(xx))
+    return float(np.ptp(yy)) / width if width > 0 else 1.0
 
 
 def _on_grid(values, xx, name: str) -> np.ndarray:
@@ -149,21 +156,31 @@ def decision_regions(xx, yy, grid_probs, x_labelled, y_labelled, pool) -> Figure
     xx, yy = _grid(xx, yy)
     probs = _grid_probs(grid_probs, xx, "grid_probs")
     mean_class1 = probs.mean(axis=1)[:, 1].reshape(xx.shape)
-    figure, axes = _figure(2, aspect=0.85, sharex=True, sharey=True)
+    figure, axes = _figure(2, aspect=_plane_aspect(xx, yy), extra_height=1.2, sharey=True)
     left, right = axes[0]
     filled = left.contourf(xx, yy, mean_class1, levels=np.linspace(0, 1, 11), cmap=CLASS_MAP)
     left.contour(xx, yy, mean_class1, levels=[0.5], colors="black", linewidths=1.2)
-    figure.colorbar(filled, ax=left, label=r"$\bar p(\mathrm{class\ 1} \mid x)$", shrink=0.8)
+    figure.colorbar(
+        filled,
+        ax=left,
+        location="bottom",
+        shrink=0.9,
+        label=r"$\bar p(\mathrm{class\ 1} \mid x)$",
+    )
     labelled_scatter(left, x_labelled, y_labelled)
-    left.set_title("Ensemble mean prediction")
+    left.set_title("Ensemble mean prediction", fontsize="medium")
     members = probs.shape[1]
-    member_colours = [palette.SERIES[e % len(palette.SERIES)] for e in range(members)]
     labelled_scatter(right, x_labelled, y_labelled, pool=pool)
     for e in range(members):
         right.contour(
-            xx, yy, probs[:, e, 1].reshape(xx.shape), levels=[0.5], colors=[member_colours[e]]
+            xx,
+            yy,
+            probs[:, e, 1].reshape(xx.shape),
+            levels=[0.5],
+            colors=[palette.colour("vermillion")],
+            linewidths=1.0,
         )
-    right.set_title(f"Decision boundary of each of {members} members")
+    right.set_title(f"Decision boundary of each of {members} members", fontsize="medium")
     _label_plane(axes)
     return figure
 
@@ -176,10 +193,13 @@ def score_maps(
     if not scores:
         raise ValueError("scores is empty: give at least one name -> values on the grid")
     rows = math.ceil(len(scores) / columns)
-    figure, axes = _figure(columns, rows, aspect=0.9, sharex=True, sharey=True)
+    aspect = _plane_aspect(xx, yy) * 1.15  # room for the colour bar under each panel
+    figure, axes = _figure(columns, rows, aspect=aspect, extra_height=0.5, sharex=True, sharey=True)
     for ax, (name, values) in zip(axes.flat, scores.items(), strict=False):
         filled = ax.contourf(xx, yy, _on_grid(values, xx, name), levels=12, cmap=SCORE_MAP)
-        figure.colorbar(filled, ax=ax, shrink=0.85, format="%.2g")
+        colourbar = figure.colorbar(filled, ax=ax, location="bottom", shrink=0.9, aspect=15)
+        colourbar.ax.tick_params(labelsize="small")
+        colourbar.ax.xaxis.set_major_locator(MaxNLocator(4))
         labelled_scatter(ax, x_labelled, y_labelled, pool=pool, size=12)
         ax.set_title(_title(name), fontsize="medium")
     for ax in axes.flat[len(scores) :]:
@@ -198,7 +218,8 @@ def picks(
     if not picked:
         raise ValueError("picked is empty: give at least one name -> indices")
     rows = math.ceil(len(picked) / 3)
-    figure, axes = _figure(3, rows, aspect=0.9, sharex=True, sharey=True)
+    aspect = _plane_aspect(xx, yy)
+    figure, axes = _figure(3, rows, aspect=aspect, extra_height=0.4, sharex=True, sharey=True)
     for ax, (name, chosen) in zip(axes.flat, picked.items(), strict=False):
         ax.contour(xx, yy, mean_class1, levels=[0.5], colors="black", linewidths=1.0)
         labelled_scatter(ax, x_labelled, y_labelled, pool=pool, size=12)
@@ -225,7 +246,7 @@ def loop_figure(runs: Mapping[str, object], points, first_labelled) -> Figure:
     first = _points(first_labelled, "first_labelled")
     if not runs:
         raise ValueError("runs is empty")
-    figure = new_figure(palette.figsize(1, 1, aspect=0.45))
+    figure = new_figure(palette.figsize(1, 1, aspect=0.42, extra_height=0.2))
     top, bottom = figure.subfigures(1, 2, width_ratios=[1, 2])
     curve = top.subplots()
     maps = bottom.subplots(1, len(runs), sharex=True, sharey=True, squeeze=False)[0]
@@ -237,7 +258,7 @@ def loop_figure(runs: Mapping[str, object], points, first_labelled) -> Figure:
     sizes = next(iter(runs.values()))["n_labeled"]
     curve.set(xlabel="labelled points", ylabel="test accuracy", xticks=list(sizes))
     curve.set_title("One trial", fontsize="medium")
-    curve.legend(fontsize="small", loc="lower right")
+    curve.legend(fontsize="small", loc="upper left")
     round_colours = palette.series(len(sizes))[1:]
     for ax, (name, run) in zip(maps, runs.items(), strict=True):
         ax.scatter(*points.T, color=palette.colour("pool"), s=3, linewidths=0)
@@ -253,7 +274,6 @@ def loop_figure(runs: Mapping[str, object], points, first_labelled) -> Figure:
             )
         ax.set_title(f"acquired by {_title(name)}", fontsize="medium")
         ax.set_xlabel("$x_1$")
-        ax.set_aspect("equal")
     maps[0].set_ylabel("$x_2$")
     handles, labels = maps[0].get_legend_handles_labels()
     bottom.legend(
@@ -288,7 +308,8 @@ def dpe_vs_plain(
     if len(grid_probs) < 2:
         raise ValueError(f"give at least two ensembles to compare, got {len(grid_probs)}")
     probs = {name: _grid_probs(p, xx, name) for name, p in grid_probs.items()}
-    figure, axes = _figure(len(probs), len(scores), aspect=0.8, sharex=True, sharey=True)
+    aspect = _plane_aspect(xx, yy)
+    figure, axes = _figure(len(probs), len(scores), aspect=aspect, sharex=True, sharey=True)
     for row, score in zip(axes, scores, strict=True):
         values = {n: acquisition.get(score)(p).reshape(xx.shape) for n, p in probs.items()}
         top = max(float(v.max()) for v in values.values())
@@ -297,7 +318,7 @@ def dpe_vs_plain(
             filled = ax.contourf(xx, yy, value, levels=levels, cmap=SCORE_MAP)
             labelled_scatter(ax, x_labelled, y_labelled, size=12)
             ax.set_title(f"{name}: {_title(score)}", fontsize="medium")
-        figure.colorbar(filled, ax=row, label="nats", shrink=0.9)
+        figure.colorbar(filled, ax=row, label="nats", shrink=0.9, format="%.2f")
     _label_plane(axes)
     return figure
 
@@ -684,4 +705,227 @@ def gradient_flow(u, t, fields: Mapping[str, np.ndarray], u_held, best_spread) -
     best.set(xlabel=r"held mean $(\mu - m) / \sigma_p$", ylabel=r"best $s / \sigma_p$")
     best.set_title("The spread each form pulls to", fontsize="medium")
     best.legend(fontsize="small", loc="upper center")
+    return figure
+
+
+# -- chapter 5: two ensembles on the digits --------------------------------------
+
+
+def training_curves(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> Figure:
+    """Cross-entropy, KL penalty and training accuracies per epoch, one colour per model.
+
+    ``histories`` maps a model's name (``"DPE"``, ``"plain"``) to its Keras
+    ``History.history``.
+    """
+    if not histories:
+        raise ValueError("histories is empty")
+    figure, axes = _figure(3, aspect=0.95)
+    cross_entropy, penalty, accuracy = axes[0]
+    for index, (name, history) in enumerate(histories.items()):
+        colour = palette.ROLES.get(name.lower(), palette.SERIES[index % len(palette.SERIES)])
+        epochs = np.arange(1, len(history["cross_entropy"]) + 1)
+        cross_entropy.plot(epochs, history["cross_entropy"], color=colour, marker=".", label=name)
+        penalty.plot(epochs, history["kl"], color=colour, marker=".", label=name)
+        accuracy.plot(epochs, history["ensemble_accuracy"], color=colour, label=f"{name}, ensemble")
+        accuracy.plot(
+            epochs, history["member_accuracy"], "--", color=colour, label=f"{name}, member"
+        )
+    cross_entropy.set(title="cross-entropy (sum)", ylabel="nats")
+    penalty.set(title="KL penalty (no β)", ylabel="nats", yscale="log")
+    accuracy.set(title="training accuracy", ylim=(0.5, 1.01))
+    for ax in axes[0]:
+        ax.set_xlabel("epoch")
+        ax.title.set_fontsize("medium")
+        ax.grid(alpha=0.3)
+    cross_entropy.legend(fontsize="small")
+    figure.legend(
+        *accuracy.get_legend_handles_labels(), loc="outside lower center", ncols=4, fontsize="small"
+    )
+    return figure
+
+
+def score_histograms(scores, model: str, groups: Sequence[str], columns: Sequence[str]) -> Figure:
+    """Per-image scores of one model, a step histogram per group.
+
+    ``scores`` is a table with the columns ``model``, ``group`` and each of
+    ``columns``.
+    """
+    missing = {"model", "group", *columns} - set(scores.columns)
+    if missing:
+        raise ValueError(f"scores lacks the columns {sorted(missing)}")
+    chosen = scores[scores["model"] == model]
+    if chosen.empty:
+        raise ValueError(f"no scores of model {model!r}")
+    figure, axes = _figure(len(columns), aspect=0.75)
+    colours = palette.series(len(groups))
+    for ax, score in zip(axes[0], columns, strict=True):
+        bins = np.linspace(0, chosen[score].max(), 30)
+        for colour, group in zip(colours, groups, strict=True):
+            values = chosen[chosen["group"] == group][score]
+            ax.hist(values, bins=bins, histtype="step", lw=1.8, color=colour, label=group)
+        ax.set(xlabel=f"{score} (nats)", ylabel="images")
+        ax.set_title(f"{model}: {score}", fontsize="medium")
+    axes[0, -1].legend(fontsize="small")
+    return figure
+
+
+def ranked_images(images, labels, votes, scores, k: int = 6) -> Figure:
+    """The ``k`` images with the highest and the ``k`` with the lowest score.
+
+    Each is titled with its label, the members' votes and its score;
+    ``images`` are ``(n, height, width, 1)``, ``votes`` ``(n, members)``.
+    """
+    from . import acquisition
+
+    images, votes, scores = np.asarray(images), np.asarray(votes), np.asarray(scores)
+    labels = np.asarray(labels)
+    n = len(images)
+    if images.ndim != 4 or votes.ndim != 2 or not (len(labels) == len(votes) == len(scores) == n):
+        raise ValueError(
+            f"images (n, h, w, c), labels (n,), votes (n, members) and scores (n,) must agree, "
+            f"got {images.shape}, {labels.shape}, {votes.shape}, {scores.shape}"
+        )
+    figure, axes = _figure(k, 2, aspect=1.0, extra_height=0.75)
+    rows = [("most", acquisition.select(scores, k)), ("least", acquisition.select(-scores, k))]
+    for row, (title, chosen) in zip(axes, rows, strict=True):
+        for ax, i in zip(row, chosen, strict=True):
+            ax.imshow(images[i, ..., 0], cmap="gray_r", vmin=0, vmax=255)
+            ax.set_title(
+                f"label {labels[i]}\nvotes {''.join(map(str, votes[i]))}\n{scores[i]:.2f} nats",
+                fontsize="small",
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(f"{title} MI")
+    return figure
+
+
+def group_bars(mean_scores, columns: Sequence[str]) -> Figure:
+    """Mean scores per group (rows) and model (the second column level), one panel per score."""
+    figure, axes = _figure(len(columns), aspect=0.75)
+    for ax, score in zip(axes[0], columns, strict=True):
+        table = mean_scores[score]
+        colours = [palette.ROLES.get(str(m).lower(), "grey") for m in table.columns]
+        table.plot.bar(ax=ax, color=colours, rot=30, width=0.75)
+        ax.set(xlabel="", ylabel=f"{score} (nats)")
+        ax.set_title(f"mean {score}", fontsize="medium")
+        ax.legend(title="ensemble", fontsize="small", title_fontsize="small")
+    return figure
+
+
+def spread_bars(spreads) -> Figure:
+    """RMS member spread over the prior standard deviation, per tensor (rows) and model."""
+    figure, axes = _figure(1, aspect=0.55)
+    ax = axes[0, 0]
+    positions = np.arange(len(spreads))
+    height = 0.8 / len(spreads.columns)
+    for index, model in enumerate(spreads.columns):
+        colour = palette.ROLES.get(str(model).lower(), palette.SERIES[index])
+        offset = (index - (len(spreads.columns) - 1) / 2) * height
+        ax.barh(positions + offset, spreads[model], height=height, color=colour, label=model)
+    ax.axvline(1.0, color="black", ls="--", lw=1, label="prior std")
+    ax.set_yticks(positions, spreads.index)
+    ax.invert_yaxis()
+    ax.set_xlabel("RMS member spread / prior standard deviation")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    return figure
+
+
+# -- chapters 6 and 7: configurations and results ---------------------------------
+
+# significant digits of the numbers in a configuration table: enough for any
+# learning rate, and no float32 noise such as 0.05000000074505806
+CONFIG_DIGITS = 6
+
+
+def config_table(configs) -> object:
+    """One column per config (its ``method``), one row per field, as readable text.
+
+    Floats are shown with :data:`CONFIG_DIGITS` significant digits, ``None``
+    as an empty cell and lists joined by commas.
+    """
+    import pandas as pd
+
+    columns = {}
+    for config in configs:
+        shown = {}
+        for key, value in config.to_dict().items():
+            if isinstance(value, float):
+                shown[key] = f"{value:.{CONFIG_DIGITS}g}"
+            elif value is None:
+                shown[key] = ""
+            elif isinstance(value, (list, tuple)):
+                shown[key] = ", ".join(map(str, value))
+            else:
+                shown[key] = str(value)
+        columns[config.method] = shown
+    if not columns:
+        raise ValueError("configs is empty")
+    return pd.DataFrame(columns)
+
+
+def run_names(folders, root) -> list[str]:
+    """The results folders relative to ``root`` (no path of the machine that built them)."""
+    from pathlib import Path
+
+    root = Path(root).resolve()
+    names = []
+    for folder in folders:
+        folder = Path(folder).resolve()
+        try:
+            names.append(folder.relative_to(root).as_posix())
+        except ValueError as error:
+            raise ValueError(f"{folder.name} is not under the results root") from error
+    return names
+
+
+def trials_legend(ax, runs) -> None:
+    """Title the legend of :func:`dpe_tutorial.plots.learning_curves` by what it shows.
+
+    With a single trial per run there is no band, so the title says
+    "one trial" instead of naming a band that is not drawn.
+    """
+    legend = ax.get_legend()
+    if legend is None:
+        raise ValueError("the axes have no legend: draw the learning curves first")
+    trials = {int(run.results["trial"].nunique()) for run in runs}
+    if trials == {1}:
+        legend.set_title("one trial per method")
+    else:
+        legend.set_title(f"mean over {'/'.join(map(str, sorted(trials)))} trials, band: min..max")
+
+
+def learning_curves_row(
+    runs, metrics: Sequence[str], titles: Sequence[str] | None = None
+) -> Figure:
+    """:func:`dpe_tutorial.plots.learning_curves` of each metric side by side, one legend below.
+
+    The legend sits under the panels, where it covers no curve, and its title
+    says whether bands are drawn (see :func:`trials_legend`).
+    """
+    from . import plots
+
+    if not metrics:
+        raise ValueError("metrics is empty")
+    titles = list(titles) if titles is not None else [plots.metric_name(m) for m in metrics]
+    if len(titles) != len(metrics):
+        raise ValueError(f"{len(metrics)} metrics but {len(titles)} titles")
+    figure, axes = _figure(len(metrics), aspect=0.75)
+    for ax, metric, title in zip(axes[0], metrics, titles, strict=True):
+        plots.learning_curves(runs, metric, ax=ax)
+        ax.set_title(title, fontsize="medium")
+    trials_legend(axes[0, 0], runs)
+    title = axes[0, 0].get_legend().get_title().get_text()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    for ax in axes[0]:
+        ax.get_legend().remove()
+    figure.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        title=title,
+        fontsize="small",
+        title_fontsize="small",
+        ncols=1 if max(map(len, labels)) > 40 else 2,
+    )
     return figure
