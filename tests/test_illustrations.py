@@ -383,3 +383,97 @@ def test_tracing_filter_drops_only_the_retracing_warning(caplog):
         logger.warning("5 out of the last 64 calls to <f> triggered tf.function retracing.")
         logger.warning("something else")
     assert [r.getMessage() for r in caplog.records] == ["something else"]
+
+
+# -- chapter 5 ---------------------------------------------------------------------
+
+
+def test_training_curves_colour_each_model_by_its_role():
+    history = {
+        "cross_entropy": [3.0, 2.0],
+        "kl": [10.0, 5.0],
+        "ensemble_accuracy": [0.6, 0.8],
+        "member_accuracy": [0.5, 0.7],
+    }
+    figure = illustrations.training_curves({"DPE": history, "plain": history})
+    fits_the_column(figure)
+    assert line_colours(figure.axes[0]) == {
+        palette.colour("dpe").lower(),
+        palette.colour("plain").lower(),
+    }
+    assert figure.axes[1].get_yscale() == "log"
+    with pytest.raises(ValueError, match="histories is empty"):
+        illustrations.training_curves({})
+
+
+def test_score_panels_and_bars():
+    rng = np.random.default_rng(0)
+    scores = pd.DataFrame(
+        {
+            "model": np.repeat(["DPE", "plain"], 20),
+            "group": np.tile(np.repeat(["seen", "noise"], 10), 2),
+            "predictive entropy": rng.uniform(size=40),
+        }
+    )
+    figure = illustrations.score_histograms(
+        scores, "DPE", ["seen", "noise"], ["predictive entropy"]
+    )
+    fits_the_column(figure)
+    assert figure.axes[0].get_legend() is not None
+    with pytest.raises(ValueError, match="lacks the columns"):
+        illustrations.score_histograms(scores, "DPE", ["seen"], ["mutual information"])
+    with pytest.raises(ValueError, match="no scores of model 'x'"):
+        illustrations.score_histograms(scores, "x", ["seen"], ["predictive entropy"])
+    means = scores.groupby(["group", "model"]).mean().unstack("model")
+    figure = illustrations.group_bars(means, ["predictive entropy"])
+    fits_the_column(figure)
+    bar_colours = {to_hex(p.get_facecolor()) for p in figure.axes[0].patches}
+    assert bar_colours == {palette.colour("dpe").lower(), palette.colour("plain").lower()}
+    spreads = pd.DataFrame({"DPE": [1.0, 0.9], "plain": [1.2, 1.5]}, index=["a", "b"])
+    fits_the_column(illustrations.spread_bars(spreads))
+
+
+def test_ranked_images_show_the_extremes_of_the_score():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(10, 8, 8, 1), dtype=np.uint8)
+    scores = np.arange(10) / 10
+    votes = np.zeros((10, 4), dtype=int)
+    figure = illustrations.ranked_images(images, np.arange(10), votes, scores, k=3)
+    fits_the_column(figure)
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles[0].startswith("label 9") and titles[3].startswith("label 0")
+    with pytest.raises(ValueError, match="must agree"):
+        illustrations.ranked_images(images, np.arange(9), votes, scores)
+
+
+# -- chapters 6 and 7 ------------------------------------------------------------------
+
+
+def test_config_table_shows_no_float_noise():
+    from dpe_tutorial import experiment
+
+    config = experiment.configure("smoke", learning_rate=float(np.float32(0.05)))
+    table = illustrations.config_table([config])
+    assert table.loc["learning_rate", config.method] == "0.05"
+    assert table.loc["data_path", config.method] == ""
+    with pytest.raises(ValueError, match="configs is empty"):
+        illustrations.config_table([])
+
+
+def test_run_names_are_relative_to_the_root(tmp_path):
+    folders = [tmp_path / "smoke" / "a", tmp_path / "smoke" / "b"]
+    assert illustrations.run_names(folders, tmp_path) == ["smoke/a", "smoke/b"]
+    with pytest.raises(ValueError, match="not under the results root"):
+        illustrations.run_names([tmp_path.parent / "x"], tmp_path)
+
+
+def test_learning_curves_row_puts_one_legend_below_and_names_single_trials():
+    runs = [fake_run("dpe", [0.5, 0.7, 0.9]), fake_run("random", [0.4, 0.5, 0.6])]
+    figure = illustrations.learning_curves_row(runs, ["ensemble_accuracy"], ["accuracy"])
+    fits_the_column(figure)
+    assert all(ax.get_legend() is None for ax in figure.axes)
+    (legend,) = figure.legends
+    assert legend.get_title().get_text() == "one trial per method"
+    assert "band" not in legend.get_title().get_text()
+    with pytest.raises(ValueError, match="1 metrics but 2 titles"):
+        illustrations.learning_curves_row(runs, ["ensemble_accuracy"], ["a", "b"])
