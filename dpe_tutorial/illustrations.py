@@ -549,7 +549,7 @@ def elbo_landscape(
         label=r"prior $(m_0, \log \sigma_p)$",
     )
     colourbar = figure.colorbar(filled, ax=ax, label="ELBO (nats)")
-    colourbar.set_ticks(levels[1:], labels=[f"gap {g:g}" for g in gaps[::-1]] + ["log p(x)"])
+    colourbar.set_ticks(levels[1:], labels=[f"gap {g:g}" for g in gaps[::-1]] + [r"$\log p(x)$"])
     ax.set(xlabel="mean $a$ of $q$", ylabel=r"$\log b$ (log std. of $q$)")
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, fontsize="small", frameon=False)
     return figure

@@ -270,7 +270,7 @@ def test_elbo_landscape_colour_bar_names_the_gaps():
     fits_the_column(figure)
     colourbar = next(ax for ax in figure.axes if ax.get_label() == "<colorbar>")
     labels = [t.get_text() for t in colourbar.get_yticklabels()]
-    assert labels[-1] == "log p(x)" and labels[0] == "gap 30"
+    assert labels[-1] == r"$\log p(x)$" and labels[0] == "gap 30"
     with pytest.raises(ValueError, match=r"elbo must have shape \(7, 9\)"):
         illustrations.elbo_landscape(a, log_b, elbo.T, 0.0, (0, 0), (0, 0))
 
