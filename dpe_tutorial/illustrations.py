@@ -914,6 +914,12 @@ def learning_curves_row(
     for ax, metric, title in zip(axes[0], metrics, titles, strict=True):
         plots.learning_curves(runs, metric, ax=ax)
         ax.set_title(title, fontsize="medium")
+        lines = ax.get_lines()
+        if len(lines) <= len(palette.SERIES):  # the book's palette, in the same order
+            for line, colour in zip(lines, palette.series(len(lines)), strict=True):
+                line.set_color(colour)
+            for band, colour in zip(ax.collections, palette.series(len(lines)), strict=False):
+                band.set_facecolor(colour)
     trials_legend(axes[0, 0], runs)
     title = axes[0, 0].get_legend().get_title().get_text()
     handles, labels = axes[0, 0].get_legend_handles_labels()

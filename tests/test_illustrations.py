@@ -474,6 +474,9 @@ def test_learning_curves_row_puts_one_legend_below_and_names_single_trials():
     assert all(ax.get_legend() is None for ax in figure.axes)
     (legend,) = figure.legends
     assert legend.get_title().get_text() == "one trial per method"
+    assert [to_hex(line.get_color()) for line in figure.axes[0].get_lines()] == [
+        c.lower() for c in palette.series(2)
+    ]
     assert "band" not in legend.get_title().get_text()
     with pytest.raises(ValueError, match="1 metrics but 2 titles"):
         illustrations.learning_curves_row(runs, ["ensemble_accuracy"], ["a", "b"])
