@@ -1,0 +1,121 @@
+"""One colour-blind-safe palette and figure sizes that fit the book's text column.
+
+The book's HTML text column is about 690 px wide and matplotlib's inline
+backend draws at 100 dpi, so a figure :data:`COLUMN_WIDTH` inches wide is shown
+at (about) its natural size and its 10-point text reads like body text. A
+figure drawn 15 inches wide is shrunk to less than half, and its tick labels
+to a few pixels.
+
+=============================== ===============================================
+``OKABE_ITO``                   the eight colours of Okabe and Ito (2008),
+                                distinguishable with the common forms of
+                                colour blindness, by name
+``CLASSES``                     class 0 and class 1 of the two-class toys
+``SERIES``                      an ordered cycle of the palette (no yellow,
+                                which is hard to see on white)
+``colour(name)``                a colour by role (``"dpe"``, ``"plain"``,
+                                ``"exclusive"``, ...) or by Okabe-Ito name
+``series(n)``                   the first ``n`` colours of :data:`SERIES`
+``figsize(columns, rows, ...)`` a ``(width, height)`` in inches that fits the
+                                text column
+=============================== ===============================================
+"""
+
+from __future__ import annotations
+
+import math
+
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky blue": "#56B4E9",
+    "bluish green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish purple": "#CC79A7",
+}
+
+SERIES = tuple(
+    OKABE_ITO[name]
+    for name in (
+        "blue",
+        "vermillion",
+        "bluish green",
+        "orange",
+        "reddish purple",
+        "sky blue",
+        "black",
+    )
+)
+
+CLASSES = (OKABE_ITO["blue"], OKABE_ITO["orange"])
+
+# what a colour stands for, the same in every chapter
+ROLES = {
+    "dpe": OKABE_ITO["blue"],
+    "plain": OKABE_ITO["vermillion"],
+    "exclusive": OKABE_ITO["blue"],
+    "inclusive": OKABE_ITO["vermillion"],
+    "paper": OKABE_ITO["bluish green"],
+    "prior": OKABE_ITO["blue"],
+    "likelihood": OKABE_ITO["orange"],
+    "posterior": OKABE_ITO["bluish green"],
+    "q": OKABE_ITO["reddish purple"],
+    "predictive_entropy": OKABE_ITO["vermillion"],
+    "random": OKABE_ITO["bluish green"],
+    "pick": OKABE_ITO["reddish purple"],
+    "pool": "#BBBBBB",
+}
+
+# inches at 100 dpi: the ~690 px text column of the HTML book
+COLUMN_WIDTH = 7.0
+# the widest a figure may be (Jupyter Book's full-width cells are about 1.4 columns)
+MAX_WIDTH = 10.0
+
+
+def colour(name: str) -> str:
+    """The colour of a role (see ``ROLES``) or of an Okabe-Ito colour name."""
+    if name in ROLES:
+        return ROLES[name]
+    if name in OKABE_ITO:
+        return OKABE_ITO[name]
+    raise ValueError(
+        f"unknown colour {name!r}; roles are {', '.join(ROLES)}, colours are {', '.join(OKABE_ITO)}"
+    )
+
+
+def series(n: int) -> list[str]:
+    """The first ``n`` colours of :data:`SERIES`, for ``n`` lines or groups."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(SERIES):
+        raise ValueError(f"n must be an integer in [0, {len(SERIES)}], got {n!r}")
+    return list(SERIES[:n])
+
+
+def figsize(
+    columns: int = 1,
+    rows: int = 1,
+    *,
+    aspect: float = 1.0,
+    width: float = COLUMN_WIDTH,
+    extra_height: float = 0.6,
+) -> tuple[float, float]:
+    """``(width, height)`` in inches for ``rows`` x ``columns`` panels in the column.
+
+    Every panel is ``width / columns`` wide and ``aspect`` times as high
+    (``aspect=1`` square, ``0.75`` landscape), plus ``extra_height`` inches
+    for the titles and axis labels of each row. ``width`` is at most
+    :data:`MAX_WIDTH` (a full-width figure).
+    """
+    for name, value in (("columns", columns), ("rows", rows)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    for name, value in (("aspect", aspect), ("width", width)):
+        if not isinstance(value, (int, float)) or not (0 < value < math.inf):
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if width > MAX_WIDTH:
+        raise ValueError(f"width must be at most {MAX_WIDTH} inches, got {width}")
+    if not isinstance(extra_height, (int, float)) or not 0 <= extra_height < math.inf:
+        raise ValueError(f"extra_height must be a number >= 0, got {extra_height!r}")
+    panel = width / columns
+    return (float(width), float(rows * (panel * aspect + extra_height)))
