@@ -25,9 +25,10 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
+from page_text import noise
 
 try:
     from playwright.sync_api import sync_playwright
@@ -193,6 +194,66 @@ async () => {
 }
 """
 
+# Measures what the layout makes of the typeset page: display equations wider than the text
+# column (or scrolling sideways inside it), and article images drawn at more than twice the
+# width they show at (a figure saved far larger than the page shows it: its text comes out tiny).
+LAYOUT_CHECK = r"""
+() => {
+  const column = document.querySelector("article.bd-article") || document.querySelector("main")
+      || document.body;
+  const style = getComputedStyle(column);
+  const columnWidth = column.clientWidth - parseFloat(style.paddingLeft)
+      - parseFloat(style.paddingRight);
+  const source = new Map();
+  try {
+    for (const item of MathJax.startup.document.math) source.set(item.typesetRoot, item.math);
+  } catch (error) { /* no MathJax on this page */ }
+  const name = el => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
+      + (el.classList.length ? "." + el.classList[0] : "");
+  const equations = [];
+  document.querySelectorAll('mjx-container[display="true"]').forEach((box, index) => {
+    const math = box.querySelector("mjx-math") || box;
+    const width = math.getBoundingClientRect().width;
+    // a block container is as wide as its parent, or narrower beside a float (the number)
+    const room = Math.min(box.clientWidth, box.parentElement.clientWidth, columnWidth);
+    const scrolling = [];
+    for (let el = box; el && el !== column; el = el.parentElement) {
+      if (el.scrollWidth > el.clientWidth + 1) scrolling.push(name(el));
+    }
+    if (width > room + 1 || scrolling.length) {
+      const labelled = box.closest("[id]");
+      equations.push({
+        number: index + 1,
+        id: labelled && labelled !== column ? labelled.id : "",
+        tex: (source.get(box) || box.textContent).trim().replace(/\s+/g, " ").slice(0, 100),
+        width: Math.round(width),
+        room: Math.round(room),
+        scrolling: scrolling,
+      });
+    }
+  });
+  const images = Array.from(column.querySelectorAll("img"))
+      .filter(img => img.clientWidth > 0 && img.naturalWidth > 2 * img.clientWidth)
+      .map(img => ({src: (img.getAttribute("src") || "").slice(0, 100),
+                    natural: img.naturalWidth, shown: img.clientWidth}));
+  return {column: Math.round(columnWidth), equations: equations, images: images};
+}
+"""
+
+# Every text node of the page but scripts and styles, hidden cell outputs included.
+PAGE_TEXT = r"""
+() => {
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const parts = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.parentElement.closest("script, style, noscript, template")) {
+      parts.push(node.textContent);
+    }
+  }
+  return parts.join("");
+}
+"""
+
 # Scrolls the first element matching a selector to the top of the window; false when there is none.
 SCROLL_TO = """
 selector => {
@@ -250,7 +311,7 @@ def browser():
 
 
 class Visit:
-    """One page opened once: what it requested and what rendered."""
+    """One page opened once: what it requested, what rendered, its layout and its text."""
 
     def __init__(self, context, path: Path, name: str):
         self.name = name
@@ -267,6 +328,8 @@ class Visit:
                 for part, selector in (("equation", "div.math"), ("figure", ".cell_output img")):
                     if page.evaluate(SCROLL_TO, selector):
                         page.screenshot(path=SCREENSHOTS / f"{name}-{part}.png")
+            self.layout = page.evaluate(LAYOUT_CHECK)
+            self.text = page.evaluate(PAGE_TEXT)
         finally:
             page.close()
 
@@ -301,6 +364,44 @@ def test_every_page_renders_offline_with_math_and_images(visit, chapter):
     assert report["broken"] == [], f"{chapter}: images did not load: {report['broken']}"
 
 
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_display_equation_is_wider_than_the_text_column(visit, chapter):
+    layout = visit(chapter).layout
+    wide = [
+        f"  equation {e['number']}{' #' + e['id'] if e['id'] else ''}: {e['width']} px wide "
+        f"in {e['room']} px{'; scrolls in ' + ', '.join(e['scrolling']) if e['scrolling'] else ''}"
+        f": {e['tex']}"
+        for e in layout["equations"]
+    ]
+    if wide:
+        pytest.fail(
+            f"{chapter}: {len(wide)} display equation(s) wider than their room (the "
+            f"{layout['column']} px text column, less the equation number) at a "
+            f"{VIEWPORT['width']} px wide window:\n" + "\n".join(wide)
+        )
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_figure_is_drawn_at_more_than_twice_its_shown_width(visit, chapter):
+    images = visit(chapter).layout["images"]
+    large = [f"  {i['src']}: {i['natural']} px drawn, shown at {i['shown']} px" for i in images]
+    if large:
+        pytest.fail(
+            f"{chapter}: {len(large)} image(s) drawn at more than twice the width they show at "
+            "(save the figure smaller, or at a lower dpi):\n" + "\n".join(large)
+        )
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_page_shows_log_noise_or_build_paths(visit, html, chapter):
+    hits = noise(visit(chapter).text, paths=[ROOT, html.parents[1], Path.home()])
+    if hits:
+        pytest.fail(
+            f"{chapter} shows {len(hits)} piece(s) of log noise or build paths:\n"
+            + "\n".join(f"  {hit}" for hit in hits)
+        )
+
+
 # What each chapter must show once rendered: typeset math where it derives things, figures.
 MINIMUM = {
     "02_active_learning": {"math": 5, "images": 3},
@@ -318,3 +419,46 @@ def test_chapters_show_their_math_and_figures(visit, chapter):
     assert report["mathjax"] or MINIMUM[chapter]["math"] == 0, f"{chapter}: no MathJax"
     assert report["typeset"] >= MINIMUM[chapter]["math"], f"{chapter}: {report}"
     assert report["images"] >= MINIMUM[chapter]["images"], f"{chapter}: {report}"
+
+
+WIDE_AND_LARGE = """<!doctype html><html><body>
+<article class="bd-article" style="width: 600px; padding: 0 20px">
+  <div class="math" style="overflow-x: auto">
+    <mjx-container display="true" style="display: block">
+      <mjx-math style="display: inline-block; width: 900px">x</mjx-math>
+    </mjx-container>
+  </div>
+  <div class="math"><mjx-container display="true" style="display: block">
+    <mjx-math style="display: inline-block; width: 300px">y</mjx-math>
+  </mjx-container></div>
+  <div class="math">
+    <span class="eqno" style="float: right; width: 60px">(3)</span>
+    <mjx-container display="true" style="display: block; overflow-x: auto">
+      <mjx-math style="display: inline-block; width: 580px">z</mjx-math>
+    </mjx-container>
+  </div>
+  <img alt="large" style="width: 100px" src="data:image/svg+xml,SVG">
+  <img alt="retina" style="width: 200px" src="data:image/svg+xml,SVG">
+</article></body></html>
+"""
+
+
+def test_the_layout_check_finds_wide_equations_and_large_figures(browser):
+    svg = quote('<svg xmlns="http://www.w3.org/2000/svg" width="400" height="40"></svg>')
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.set_content(WIDE_AND_LARGE.replace("SVG", svg))
+        page.evaluate("Promise.all(Array.from(document.images).map(i => i.decode()))")
+        layout = page.evaluate(LAYOUT_CHECK)
+    finally:
+        page.close()
+    assert layout["column"] == 600
+    # the first overflows the column; the third fits it, but not beside its number
+    assert [
+        (e["number"], e["tex"], e["width"], e["room"], e["scrolling"]) for e in layout["equations"]
+    ] == [
+        (1, "x", 900, 600, ["mjx-container", "div.math"]),
+        (3, "z", 580, 540, ["mjx-container"]),
+    ]
+    # drawn at four times the width shown, and at twice (a high-resolution figure): only the first
+    assert [(i["natural"], i["shown"]) for i in layout["images"]] == [(400, 100)]
