@@ -462,3 +462,16 @@ def test_the_layout_check_finds_wide_equations_and_large_figures(browser):
     ]
     # drawn at four times the width shown, and at twice (a high-resolution figure): only the first
     assert [(i["natural"], i["shown"]) for i in layout["images"]] == [(400, 100)]
+
+
+def test_a_request_that_leaves_the_machine_is_recorded_and_fails(browser, tmp_path):
+    page = tmp_path / "remote.html"
+    page.write_text('<!doctype html><img src="https://example.org/figure.png" alt="remote">')
+    context = browser.new_context(viewport=VIEWPORT, offline=True)
+    try:
+        visit = Visit(context, page, "remote")
+    finally:
+        context.close()
+    assert visit.external == ["https://example.org/figure.png"]
+    assert len(visit.failed) == 1 and "example.org" in visit.failed[0], visit.failed
+    assert visit.render["broken"] == ["https://example.org/figure.png"]
