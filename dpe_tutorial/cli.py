@@ -158,7 +158,8 @@ def _one_line(error: Exception, debug: bool) -> str:
 
 
 def _run(args) -> int:
-    from .experiment import ExperimentConfig, preset, run_experiment
+    from .config import ExperimentConfig, preset
+    from .experiment import run_experiment
 
     config = preset(args.preset) if args.preset else ExperimentConfig.from_yaml(args.config)
     config = config.with_overrides(args.set or [])
@@ -171,7 +172,7 @@ def _run(args) -> int:
 
 
 def _presets(args) -> int:
-    from .experiment import PRESETS
+    from .config import PRESETS
 
     for name, values in PRESETS.items():
         print(f"{name}: {json.dumps(values)}")

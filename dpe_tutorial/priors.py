@@ -46,6 +46,21 @@ def regularised_weights(
     return _grouped_weights(members, n_members, regularize_batchnorm)
 
 
+def kl_penalty(weights: list[RegularisedWeight], form: str):
+    """The KL penalty of ``weights`` in ``form``, summed over every weight tensor (float32)."""
+    total = ops.zeros((), dtype="float32")
+    for weight in weights:
+        total = total + kl.gaussian_kl(
+            # float32 always: the spread of near-equal members is lost in bfloat16
+            ops.cast(weight.member_values(), "float32"),
+            weight.prior_var,
+            weight.prior_mean,
+            form=form,
+            validate=False,  # runs every step; traced values cannot be checked anyway
+        )
+    return total
+
+
 def _layer_priors(layer, regularize_batchnorm: bool):
     """(variable, prior mean) of each weight of ``layer`` that the penalty regularises."""
     if isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv3D, layers.Dense)):
