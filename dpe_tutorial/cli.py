@@ -180,10 +180,10 @@ def _presets(args) -> int:
 
 
 def _plot(args) -> int:
-    from . import plots
+    from . import plots, results
 
     _check_output_file(Path(args.out))  # before the slow part
-    runs = [plots.load_run(path) for path in args.run_dirs]
+    runs = [results.load_run(path) for path in args.run_dirs]
     figure = plots.learning_curves(runs, metric=args.metric)
     plots.save_figure(figure, args.out)
     print(f"wrote {args.out}")

@@ -5,7 +5,8 @@ computed from float32 logits) plus beta times the KL penalty summed over every
 regularised weight tensor: each conv and dense kernel, read across the
 members, against its He-by-fan-out prior N(0, 2 / fan_out), and optionally the
 batch-norm scales and offsets against N(1, 0.01) and N(0, 0.01) as in the
-papers. Biases are not regularised.
+papers (:mod:`dpe_tutorial.priors` decides which weight gets which prior).
+Biases are not regularised.
 
 On beta: the negative ELBO of the labelled set of size N is
 N * E_q[mean cross-entropy] + KL(q || p). The ensemble estimates the
