@@ -325,7 +325,8 @@ def _validate(config: ExperimentConfig) -> None:
         return f"config field {name!r}"
 
     def whole(name, minimum=1, optional=False):
-        checks.whole_number(field(name), getattr(c, name), minimum, optional)
+        value = checks.whole_number(field(name), getattr(c, name), minimum, optional)
+        object.__setattr__(c, name, value)  # a numpy integer becomes an int: config.json is JSON
 
     def number(name, minimum=0.0, strict=False):
         checks.finite_number(field(name), getattr(c, name), minimum, strict)
@@ -349,7 +350,7 @@ def _validate(config: ExperimentConfig) -> None:
             f"got {c.schedule!r}"
         ) from None
     ensemble.elbo_multiple(c.beta, field("beta"))
-    ensemble.check_members(c.members, c.beta, field("members"))
+    object.__setattr__(c, "members", ensemble.check_members(c.members, c.beta, field("members")))
     choice("member", tuple(models.MEMBERS))
     whole("width")
     choice("layout", ensemble.LAYOUTS)
