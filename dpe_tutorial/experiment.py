@@ -21,7 +21,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
@@ -292,8 +292,8 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False, trial
 
     out_dir = Path(out_dir)
     chosen = _chosen_trials(config, trials)
-    results.check_out_dir(out_dir, _data_sources(config))
-    results.make_folder(out_dir)
+    _check_out_dir(out_dir, _data_sources(config))
+    _make_folder(out_dir)
     with lock.hold(out_dir):
         results.remove_partial_files(out_dir)
         sizes = schedule_sizes(config)
@@ -401,6 +401,34 @@ def _chosen_trials(config: ExperimentConfig, trials) -> list[int]:
 
 def _trial_seed(config: ExperimentConfig, trial: int) -> int:
     return int(np.random.SeedSequence([config.seed, trial]).generate_state(1)[0])
+
+
+def _check_out_dir(out_dir: Path, data_sources: Sequence[str]) -> None:
+    """Refuse a file, or a folder inside the data the run reads (``data_sources``)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(
+            f"results folder {out_dir} is a file; give the path of a new folder, or of a "
+            "results folder to resume"
+        )
+    resolved = out_dir.expanduser().resolve()
+    for source in data_sources:
+        data_root = Path(source).expanduser().resolve()
+        if resolved == data_root or data_root in resolved.parents:
+            raise ValueError(
+                f"results folder {out_dir} is inside the dataset {source}; "
+                "choose a folder outside the data, so that results never mix with it"
+            )
+
+
+def _make_folder(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next((p for p in out_dir.parents if p.exists() and not p.is_dir()), out_dir)
+        raise ValueError(
+            f"cannot create results folder {out_dir}: {blocking} is a file, not a folder; "
+            "choose another path"
+        ) from None
 
 
 def _data_sources(config: ExperimentConfig) -> list[str]:

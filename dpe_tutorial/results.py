@@ -78,34 +78,6 @@ def note(message: str) -> None:
 # -- writing: the folder itself -------------------------------------------------
 
 
-def check_out_dir(out_dir: Path, data_sources: Sequence[str]) -> None:
-    """Refuse a file, or a folder inside the data the run reads (``data_sources``)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(
-            f"results folder {out_dir} is a file; give the path of a new folder, or of a "
-            "results folder to resume"
-        )
-    resolved = out_dir.expanduser().resolve()
-    for source in data_sources:
-        data_root = Path(source).expanduser().resolve()
-        if resolved == data_root or data_root in resolved.parents:
-            raise ValueError(
-                f"results folder {out_dir} is inside the dataset {source}; "
-                "choose a folder outside the data, so that results never mix with it"
-            )
-
-
-def make_folder(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        blocking = next((p for p in out_dir.parents if p.exists() and not p.is_dir()), out_dir)
-        raise ValueError(
-            f"cannot create results folder {out_dir}: {blocking} is a file, not a folder; "
-            "choose another path"
-        ) from None
-
-
 def remove_partial_files(out_dir: Path) -> None:
     """Temporary files of writes a killed run never finished (we hold the lock: none are live)."""
     for folder in (out_dir, out_dir / "rounds", out_dir / "checkpoints"):
