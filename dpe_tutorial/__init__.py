@@ -18,8 +18,10 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 _SUBMODULES = (
     "acquisition",
     "active",
+    "checks",
     "cli",
     "conjugate",
+    "config",
     "data",
     "distribution",
     "ensemble",
@@ -31,10 +33,13 @@ _SUBMODULES = (
     "models",
     "plots",
     "priors",
+    "progress",
     "provenance",
+    "results",
     "shifts",
     "studies",
     "toy",
+    "training",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

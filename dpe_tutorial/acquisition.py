@@ -26,6 +26,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import checks
+
 # Elements (rows x members x classes) per chunk: 2^18 float64 values are 2 MiB,
 # small enough to stay in cache, large enough that the Python loop is cheap.
 CHUNK_ELEMENTS = 1 << 18
@@ -89,15 +91,13 @@ def least_confidence(probs) -> np.ndarray:
     return _chunked(probs, lambda p: 1.0 - p.mean(axis=1).max(axis=1))
 
 
-def random(probs, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Uniform random scores: selecting the top k is a uniform random draw.
+def random(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Uniform random scores for ``n`` candidates: selecting the top k is a uniform random draw.
 
-    ``probs`` is validated like every other score's input and gives n. Pass a
-    seeded ``rng`` for reproducible runs.
+    Random acquisition reads no predictions, so it needs none: only how many
+    candidates there are and the generator (seeded, for reproducible runs).
     """
-    n = _validated_rows(probs)
-    rng = np.random.default_rng() if rng is None else rng
-    return rng.random(n)
+    return rng.random(checks.whole_number("n", n, minimum=0))
 
 
 ScoreFunction = Callable[..., np.ndarray]
@@ -124,19 +124,26 @@ def get(name: str) -> ScoreFunction:
     """The score called ``name``, as ``score(probs, rng=None) -> scores``.
 
     Every score gets the same signature so that a config can name any of
-    them; only ``random`` uses ``rng``.
+    them; only ``random`` uses ``rng``, and reads of ``probs`` only how many
+    rows it has (the round loop calls :func:`random` directly, with no
+    predictions at all).
     """
     if name == "random":
-        return random
-    try:
-        function = _DETERMINISTIC[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown acquisition score {name!r}; valid names are {', '.join(names())}"
-        ) from None
 
-    def score(probs, rng: np.random.Generator | None = None) -> np.ndarray:
-        return function(probs)
+        def score(probs, rng: np.random.Generator | None = None) -> np.ndarray:
+            return random(_validated_rows(probs), np.random.default_rng() if rng is None else rng)
+
+        function = random
+    else:
+        try:
+            function = _DETERMINISTIC[name]
+        except (KeyError, TypeError):
+            raise ValueError(
+                f"unknown acquisition score {name!r}; valid names are {', '.join(names())}"
+            ) from None
+
+        def score(probs, rng: np.random.Generator | None = None) -> np.ndarray:
+            return function(probs)
 
     score.__name__ = name
     score.__doc__ = function.__doc__
@@ -155,8 +162,7 @@ def select(scores, k: int, rng: np.random.Generator | None = None) -> np.ndarray
         raise ValueError(f"scores must be one-dimensional, got shape {scores.shape}")
     if not (np.issubdtype(scores.dtype, np.integer) or np.issubdtype(scores.dtype, np.floating)):
         raise ValueError(f"scores must be real numbers, got dtype {scores.dtype}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise ValueError(f"k must be an integer, got {k!r}")
+    k = checks.whole_number("k", k)
     n = scores.shape[0]
     if not 0 <= k <= n:
         raise ValueError(f"k must be between 0 and the number of scores ({n}), got {k}")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import acquisition, metrics
-from .files import atomic_write
+from .files import atomic_write, read_checked_json
 
 # The columns of a results table, one row per trial and round, in this order
 RESULT_COLUMNS = (
@@ -38,8 +38,8 @@ RESULT_COLUMNS = (
     "train_seconds",
     "acquire_seconds",
 )
-SCHEDULE_PATTERN = re.compile(r"^(linear|exponential)-(\d+)$")
-CHECKPOINT_KEYS = ("sizes", "acquisition", "seed", "labelled", "rng_state", "rows")
+_SCHEDULE_PATTERN = re.compile(r"^(linear|exponential)-(\d+)$")
+_CHECKPOINT_KEYS = ("sizes", "acquisition", "seed", "labelled", "rng_state", "rows")
 
 
 class TrainingDiverged(ValueError):
@@ -55,7 +55,7 @@ def schedule(name_or_sizes: str | Sequence[int], budget: int | None = None, pool
     increasing and, when ``pool_size`` is given, no larger than the pool.
     """
     if isinstance(name_or_sizes, str):
-        match = SCHEDULE_PATTERN.match(name_or_sizes)
+        match = _SCHEDULE_PATTERN.match(name_or_sizes)
         if not match:
             raise ValueError(
                 f"unknown schedule {name_or_sizes!r}; use 'linear-K', 'exponential-K' "
@@ -172,7 +172,7 @@ def run_trial(
     """
     score = acquisition.get(acquisition_name)
     sizes = schedule(list(sizes), pool_size=len(train_images))
-    state = _load_checkpoint(checkpoint, sizes, acquisition_name, seed)
+    state = load_checkpoint(checkpoint, sizes, acquisition_name, seed)
     if state is None:
         rng = np.random.default_rng(seed)
         pool = LabelledPool(len(train_images))
@@ -210,8 +210,7 @@ def run_trial(
         if round_index + 1 < len(sizes):
             pool_indices = pool.unlabelled()
             if acquisition_name == "random":  # needs no predictions: skip the pool pass
-                dummy = np.full((len(pool_indices), 1, 2), 0.5, dtype=np.float32)
-                pool_scores = score(dummy, rng=rng)
+                pool_scores = acquisition.random(len(pool_indices), rng)
             else:
                 if progress:
                     progress(f"round {round_index + 1}/{len(sizes)}: scoring {len(pool_indices)}")
@@ -263,27 +262,19 @@ def read_checkpoint(path) -> dict | None:
     A damaged one raises ValueError naming the file and what to do: it holds
     the random generator's state and the rows, so it cannot be rebuilt.
     """
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-        problem = _checkpoint_problem(state)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        problem = f"{type(error).__name__}: {error}"
-    if problem:
-        raise ValueError(
-            f"checkpoint {path} is unreadable or damaged ({problem}); restore it from a "
-            "backup, or move it away to rerun its trial from the first round"
-        )
-    return state
+    return read_checked_json(
+        path,
+        _checkpoint_problem,
+        what=f"checkpoint {path}",
+        advice="restore it from a backup, or move it away to rerun its trial from the first round",
+    )
 
 
 def _checkpoint_problem(state) -> str | None:
     """What is wrong with a parsed checkpoint, or None."""
     if not isinstance(state, dict):
         return "not a JSON object"
-    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    missing = [key for key in _CHECKPOINT_KEYS if key not in state]
     if missing:
         return f"no {', '.join(missing)}"
     sizes, labelled, rows = state["sizes"], state["labelled"], state["rows"]
@@ -313,7 +304,8 @@ def _whole_numbers(values) -> bool:
     )
 
 
-def _load_checkpoint(path: Path, sizes, acquisition_name, seed) -> dict | None:
+def load_checkpoint(path: Path, sizes, acquisition_name, seed) -> dict | None:
+    """:func:`read_checkpoint`, also checked to be of this schedule, score and seed."""
     state = read_checkpoint(path)
     if state is None:
         return None

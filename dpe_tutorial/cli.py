@@ -161,7 +161,8 @@ def _one_line(error: Exception, debug: bool) -> str:
 
 
 def _run(args) -> int:
-    from .experiment import ExperimentConfig, preset, run_experiment
+    from .config import ExperimentConfig, preset
+    from .experiment import run_experiment
 
     config = preset(args.preset) if args.preset else ExperimentConfig.from_yaml(args.config)
     config = config.with_overrides(args.set or [])
@@ -174,7 +175,7 @@ def _run(args) -> int:
 
 
 def _presets(args) -> int:
-    from .experiment import PRESETS
+    from .config import PRESETS
 
     for name, values in PRESETS.items():
         print(f"{name}: {json.dumps(values)}")
@@ -182,10 +183,10 @@ def _presets(args) -> int:
 
 
 def _plot(args) -> int:
-    from . import plots
+    from . import plots, results
 
     _check_output_file(Path(args.out))  # before the slow part
-    runs = [plots.load_run(path) for path in args.run_dirs]
+    runs = [results.load_run(path) for path in args.run_dirs]
     figure = plots.learning_curves(runs, metric=args.metric)
     plots.save_figure(figure, args.out)
     print(f"wrote {args.out}")

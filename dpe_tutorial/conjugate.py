@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import checks
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -60,15 +62,9 @@ class GaussianModel:
 
     def __post_init__(self) -> None:
         for name in ("prior_mean", "prior_var", "noise_var"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-                raise ValueError(f"{name} must be a real number, got {value!r}")
-            if not math.isfinite(value):
-                raise ValueError(f"{name} must be finite, got {value!r}")
-            object.__setattr__(self, name, float(value))
-        for name in ("prior_var", "noise_var"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+            variance = name != "prior_mean"
+            value = checks.finite_number(name, getattr(self, name), 0 if variance else None, True)
+            object.__setattr__(self, name, value)
 
 
 def posterior(model: GaussianModel, x) -> tuple[float, float]:
@@ -262,10 +258,7 @@ def elbo_monte_carlo(
         ``(estimate, standard_error)``, arrays of the broadcast shape of q's
         parameters (0-d for scalars).
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
-        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
-    if n_samples < 2:
-        raise ValueError(f"n_samples must be >= 2 for a standard error, got {n_samples}")
+    checks.whole_number("n_samples", n_samples, minimum=2)  # 2 for a standard error
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     x = _check_data(x)

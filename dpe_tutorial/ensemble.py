@@ -5,7 +5,8 @@ computed from float32 logits) plus beta times the KL penalty summed over every
 regularised weight tensor: each conv and dense kernel, read across the
 members, against its He-by-fan-out prior N(0, 2 / fan_out), and optionally the
 batch-norm scales and offsets against N(1, 0.01) and N(0, 0.01) as in the
-papers. Biases are not regularised.
+papers (:mod:`dpe_tutorial.priors` decides which weight gets which prior).
+Biases are not regularised.
 
 On beta: the negative ELBO of the labelled set of size N is
 N * E_q[mean cross-entropy] + KL(q || p). The ensemble estimates the
@@ -20,6 +21,7 @@ post uses 1e-5).
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Sequence
 
@@ -27,7 +29,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from . import kl, models, priors
+from . import checks, kl, models, priors
 
 LAYOUTS = ("branches", "grouped")
 # The default weight: a tenth of E / N. Provisional (README, "beta"): on digits
@@ -38,31 +40,44 @@ DEFAULT_BETA = "elbo*0.1"
 _TEMPERED = re.compile(r"^elbo\s*\*\s*(\S+)$")
 
 
-def elbo_multiple(beta) -> float | None:
+def elbo_multiple(beta, name: str = "beta") -> float | None:
     """How many times E / N ``beta`` asks for, or None for a fixed number; checks ``beta``.
 
     ``"elbo"`` is 1; ``"elbo*0.01"`` is 0.01 (a tempered ELBO weight); a
-    number >= 0 is a fixed beta. Anything else raises ValueError.
+    number >= 0 is a fixed beta. Anything else raises ValueError (``name``
+    names it).
     """
+    factor = math.nan  # invalid unless found valid below
     if isinstance(beta, str):
-        if beta.strip() == "elbo":
-            return 1.0
-        match = _TEMPERED.match(beta.strip())
-        try:
-            factor = float(match.group(1)) if match else math.nan
-        except ValueError:
-            factor = math.nan
-        if not (math.isfinite(factor) and factor > 0):
-            raise ValueError(
-                f'beta must be a number >= 0, "elbo" (E / N) or "elbo*F" with a number F > 0 '
-                f"(F times E / N), got {beta!r}"
-            )
-        return factor
-    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.number)):
-        raise ValueError(f'beta must be a number >= 0, "elbo" or "elbo*F", got {beta!r}')
-    if not math.isfinite(beta) or beta < 0:
-        raise ValueError(f'beta must be a finite number >= 0, "elbo" or "elbo*F", got {beta!r}')
-    return None
+        text = beta.strip()
+        match = _TEMPERED.match(text)
+        if text == "elbo":
+            factor = 1.0
+        elif match:
+            try:
+                factor = float(match.group(1))
+            except ValueError:
+                pass
+    elif not isinstance(beta, bool) and isinstance(beta, numbers.Real):
+        if math.isfinite(beta) and beta >= 0:
+            return None
+    if not (math.isfinite(factor) and factor > 0):
+        raise ValueError(
+            f'{name} must be a finite number >= 0, "elbo" (E / N) or "elbo*F" with a number '
+            f"F > 0 (F times E / N), got {beta!r}"
+        )
+    return factor
+
+
+def check_members(n_members, beta, name: str = "n_members") -> int:
+    """``n_members`` as an int: at least 1, and at least 2 unless ``beta`` is 0."""
+    n = checks.whole_number(name, n_members, minimum=1)
+    if n < 2 and beta != 0:
+        raise ValueError(
+            f"{name} must be at least 2 when beta is not 0 (the KL penalty needs a spread "
+            f"between members), got {n}; use beta=0 for a single network"
+        )
+    return n
 
 
 @keras.saving.register_keras_serializable(package="dpe_tutorial")
@@ -140,45 +155,17 @@ class DeepProbabilisticEnsemble(keras.Model):
         self.labeled_size = None
         self.input_mean, self.input_std = _check_statistics(input_mean, input_std, input_shape)
         self.augment = bool(augment)
-        if self.augment and len(self.image_shape) != 3:
-            raise ValueError(
-                "augment=True pads, crops and flips images: it needs an input_shape of "
-                f"(height, width, channels), got {self.image_shape}"
-            )
         if self.augment:
-            height, width = self.image_shape[:2]
-            self.augmentation = keras.Sequential(
-                [
-                    layers.ZeroPadding2D(4),
-                    layers.RandomCrop(height, width),
-                    layers.RandomFlip("horizontal"),
-                ],
-                name="augmentation",
-            )
-
+            self.augmentation = _augmentation(self.image_shape)
         dtype = "mixed_bfloat16" if self.mixed_precision else None
-        build_args = (self.image_shape, self.n_classes)
+        network = _build_members(builder, self.image_shape, self.n_classes, self, dtype)
         if layout == "branches":
-            self.members = [
-                builder(
-                    *build_args, members=1, dtype=dtype, name=f"member_{e}", **self.member_kwargs
-                )
-                for e in range(self.n_members)
-            ]
-            self.regularised = priors.regularised_weights(
-                self.members, self.n_members, self.regularize_batchnorm
-            )
+            self.members = network
         else:
-            self.body = builder(
-                *build_args,
-                members=self.n_members,
-                dtype=dtype,
-                name="members",
-                **self.member_kwargs,
-            )
-            self.regularised = priors.regularised_weights(
-                self.body, self.n_members, self.regularize_batchnorm
-            )
+            self.body = network
+        self.regularised = priors.regularised_weights(
+            network, self.n_members, self.regularize_batchnorm
+        )
 
         # A variable, not a Python number: the compiled train step reads its
         # current value, so set_labeled_size works without recompiling.
@@ -221,9 +208,7 @@ class DeepProbabilisticEnsemble(keras.Model):
 
     def set_labeled_size(self, n: int) -> None:
         """Set N, the labelled-set size; with ``beta="elbo*F"`` beta becomes F * E / N."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"labeled_size must be a positive integer, got {n!r}")
-        self.labeled_size = int(n)
+        self.labeled_size = checks.whole_number("labeled_size", n, minimum=1)
         if self.elbo_multiple is not None:
             self.beta_variable.assign(self.elbo_multiple * self.n_members / self.labeled_size)
 
@@ -234,42 +219,27 @@ class DeepProbabilisticEnsemble(keras.Model):
 
         Zero for a single network (beta must then be 0): one member has no spread.
         """
-        total = ops.zeros((), dtype="float32")
         if self.n_members < 2:
-            return total
-        for weight in self.regularised:
-            total = total + kl.gaussian_kl(
-                # float32 always: the spread of near-equal members is lost in bfloat16
-                ops.cast(weight.member_values(), "float32"),
-                weight.prior_var,
-                weight.prior_mean,
-                form=self.kl_form,
-                validate=False,  # runs every step; traced values cannot be checked anyway
-            )
-        return total
+            return ops.zeros((), dtype="float32")
+        return priors.kl_penalty(self.regularised, self.kl_form)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """The DPE objective: sum over members of the mean cross-entropy + beta * KL penalty."""
+        """The DPE objective: sum_e mean CE_e + beta * KL (beta="elbo*F": F * E / N * KL)."""
         logits = ops.cast(y_pred, "float32")  # (batch, members, classes)
         labels = ops.cast(ops.reshape(y, (-1,)), "int32")
         cross_entropy = _summed_member_cross_entropy(logits, labels, sample_weight)
-        penalty = self.kl_penalty()
-        beta = ops.cast(self.beta_variable.value, "float32")
-        self._track(logits, labels, cross_entropy, penalty, beta)
-        return cross_entropy + beta * penalty
+        kl_penalty = self.kl_penalty()
+        beta = ops.cast(self.beta_variable.value, "float32")  # F * E / N, or the fixed number
+        self._track(logits, labels, cross_entropy, kl_penalty, beta)
+        return cross_entropy + beta * kl_penalty
 
     def _track(self, logits, labels, cross_entropy, penalty, beta) -> None:
-        ensemble_prediction = ops.argmax(ops.mean(ops.softmax(logits, axis=-1), axis=1), axis=-1)
-        member_predictions = ops.argmax(logits, axis=-1)
+        ensemble_accuracy, member_accuracy = _accuracies(logits, labels)
         self.cross_entropy_tracker.update_state(cross_entropy)
         self.kl_tracker.update_state(penalty)
         self.beta_tracker.update_state(beta)
-        self.ensemble_accuracy_tracker.update_state(
-            ops.mean(ops.cast(ops.equal(ensemble_prediction, labels), "float32"))
-        )
-        self.member_accuracy_tracker.update_state(
-            ops.mean(ops.cast(ops.equal(member_predictions, ops.expand_dims(labels, 1)), "float32"))
-        )
+        self.ensemble_accuracy_tracker.update_state(ensemble_accuracy)
+        self.member_accuracy_tracker.update_state(member_accuracy)
 
     def compile(self, optimizer="adam", loss=None, **kwargs):
         """Compile with an optimizer; the loss is the DPE objective and cannot be replaced."""
@@ -288,14 +258,7 @@ class DeepProbabilisticEnsemble(keras.Model):
 
     def fit(self, x=None, y=None, *args, **kwargs):
         if self.elbo_multiple is not None and self.labeled_size is None:
-            n = _sample_count(x)
-            if n is None:
-                raise ValueError(
-                    'beta="elbo" needs the labelled-set size N: pass labeled_size= or call '
-                    "set_labeled_size(n) before fitting on a dataset or generator"
-                )
-            held_out = kwargs.get("validation_split") or 0.0
-            self.set_labeled_size(max(1, int(n * (1.0 - held_out))))
+            self.set_labeled_size(_training_size(x, kwargs.get("validation_split")))
         return super().fit(x, y, *args, **kwargs)
 
     # -- prediction --------------------------------------------------------
@@ -303,31 +266,90 @@ class DeepProbabilisticEnsemble(keras.Model):
     def predict_members(self, x, batch_size: int = 256) -> np.ndarray:
         """Member probabilities, shape ``(n, members, classes)``, float32, for acquisition."""
         logits = np.asarray(self.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
-        logits -= logits.max(axis=-1, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=-1, keepdims=True)
-        return logits
+        return _softmax_in_place(logits)
 
     # -- saving ------------------------------------------------------------
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "input_shape": list(self.image_shape),
-            "n_classes": self.n_classes,
-            "n_members": self.n_members,
-            "member": self.member,
-            "member_kwargs": self.member_kwargs,
-            "layout": self.layout,
-            "beta": self.beta,
-            "kl_form": self.kl_form,
-            "regularize_batchnorm": self.regularize_batchnorm,
-            "mixed_precision": self.mixed_precision,
-            "labeled_size": self.labeled_size,
-            "input_mean": self.input_mean,
-            "input_std": self.input_std,
-            "augment": self.augment,
-        }
+        settings = {name: getattr(self, name) for name in _SETTINGS}
+        return {"name": self.name, "input_shape": list(self.image_shape), **settings}
+
+
+# What get_config saves besides the name and input shape: the constructor's arguments.
+_SETTINGS = (
+    "n_classes",
+    "n_members",
+    "member",
+    "member_kwargs",
+    "layout",
+    "beta",
+    "kl_form",
+    "regularize_batchnorm",
+    "mixed_precision",
+    "labeled_size",
+    "input_mean",
+    "input_std",
+    "augment",
+)
+
+
+def _augmentation(image_shape: tuple) -> keras.Sequential:
+    """Pad by 4 pixels, crop back at random and flip horizontally: images only."""
+    if len(image_shape) != 3:
+        raise ValueError(
+            "augment=True pads, crops and flips images: it needs an input_shape of "
+            f"(height, width, channels), got {image_shape}"
+        )
+    height, width = image_shape[:2]
+    return keras.Sequential(
+        [
+            layers.ZeroPadding2D(4),
+            layers.RandomCrop(height, width),
+            layers.RandomFlip("horizontal"),
+        ],
+        name="augmentation",
+    )
+
+
+def _build_members(builder, image_shape, n_classes, ensemble, dtype):
+    """E member networks side by side (``branches``), or one grouped network of E."""
+    kwargs = ensemble.member_kwargs
+    if ensemble.layout == "branches":
+        return [
+            builder(image_shape, n_classes, members=1, dtype=dtype, name=f"member_{e}", **kwargs)
+            for e in range(ensemble.n_members)
+        ]
+    n = ensemble.n_members
+    return builder(image_shape, n_classes, members=n, dtype=dtype, name="members", **kwargs)
+
+
+def _accuracies(logits, labels):
+    """Batch accuracy of the ensemble's mean prediction, and the members' mean accuracy."""
+    ensemble_prediction = ops.argmax(ops.mean(ops.softmax(logits, axis=-1), axis=1), axis=-1)
+    member_predictions = ops.argmax(logits, axis=-1)
+    return (
+        ops.mean(ops.cast(ops.equal(ensemble_prediction, labels), "float32")),
+        ops.mean(ops.cast(ops.equal(member_predictions, ops.expand_dims(labels, 1)), "float32")),
+    )
+
+
+def _softmax_in_place(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, overwriting ``logits``: a pool's logits may be large."""
+    logits -= logits.max(axis=-1, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=-1, keepdims=True)
+    return logits
+
+
+def _training_size(x, validation_split) -> int:
+    """N for beta="elbo": the samples ``fit`` trains on (without a validation split)."""
+    n = _sample_count(x)
+    if n is None:
+        raise ValueError(
+            'beta="elbo" needs the labelled-set size N: pass labeled_size= or call '
+            "set_labeled_size(n) before fitting on a dataset or generator"
+        )
+    return max(1, int(n * (1.0 - (validation_split or 0.0))))
 
 
 def _summed_member_cross_entropy(logits, labels, sample_weight=None):
@@ -343,25 +365,11 @@ def _summed_member_cross_entropy(logits, labels, sample_weight=None):
 
 
 def _check_config(n_members, layout, beta, kl_form, labeled_size) -> None:
-    if isinstance(n_members, bool) or not isinstance(n_members, (int, np.integer)):
-        raise ValueError(f"n_members must be an integer, got {n_members!r}")
-    if n_members < 1:
-        raise ValueError(f"n_members must be at least 1, got {n_members}")
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; valid layouts are {', '.join(LAYOUTS)}")
-    kl.check_form(kl_form, "kl_form")
     elbo_multiple(beta)
-    if n_members < 2 and beta != 0:
-        raise ValueError(
-            f"the KL penalty needs at least 2 members (got n_members={n_members}); "
-            "use beta=0 for a single network"
-        )
-    if labeled_size is not None and (
-        isinstance(labeled_size, bool)
-        or not isinstance(labeled_size, (int, np.integer))
-        or labeled_size < 1
-    ):
-        raise ValueError(f"labeled_size must be a positive integer, got {labeled_size!r}")
+    check_members(n_members, beta)
+    checks.one_of("layout", layout, LAYOUTS)
+    kl.check_form(kl_form, "kl_form")
+    checks.whole_number("labeled_size", labeled_size, minimum=1, optional=True)
 
 
 def _check_statistics(mean, std, input_shape):

@@ -1,7 +1,8 @@
-"""Atomic file writes: a reader (or a crash) never sees a half-written file."""
+"""Atomic file writes (a reader, or a crash, never sees a half-written file) and checked reads."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable
@@ -47,3 +48,23 @@ def atomic_write(path, content: str | bytes | Callable[[BinaryIO], object]) -> N
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def read_checked_json(path, problem_of: Callable[[object], str | None], what: str, advice: str):
+    """The JSON value in ``path``, or None when there is no such file.
+
+    ``problem_of(value)`` says what is wrong with a parsed value (None when
+    nothing is). An unreadable file, invalid JSON or a problem raises
+    ValueError: ``"{what} is unreadable or damaged ({problem}); {advice}"``.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+        problem = problem_of(value)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = f"{type(error).__name__}: {error}"
+    if problem:
+        raise ValueError(f"{what} is unreadable or damaged ({problem}); {advice}")
+    return value

@@ -37,6 +37,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from . import checks
+
 FORMS = ("exclusive", "inclusive", "paper")
 # the names used before: refused with a message that names the new one
 RENAMED_FORMS = {"forward": "exclusive", "reverse": "inclusive"}
@@ -159,8 +161,7 @@ def check_form(form, field: str = "KL form") -> None:
             f"{field} {form!r} was renamed: use {RENAMED_FORMS[form]!r} "
             f"({'KL(q||p)' if RENAMED_FORMS[form] == 'exclusive' else 'KL(p||q)'})"
         )
-    if not isinstance(form, str) or form not in FORMS:
-        raise ValueError(f"unknown {field} {form!r}; valid forms are {', '.join(FORMS)}")
+    checks.one_of(field, form, FORMS)
 
 
 def _check_prior_variance(prior_var) -> None:
@@ -236,10 +237,7 @@ def monte_carlo_kl(q_mean, q_var, p_mean, p_var, n_samples: int, rng: np.random.
         ``n_samples`` below 2 or not an integer, or ``rng`` that is not a
         ``numpy.random.Generator``.
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
-        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
-    if n_samples < 2:
-        raise ValueError(f"n_samples must be at least 2, got {n_samples}")
+    checks.whole_number("n_samples", n_samples, minimum=2)
     if not isinstance(rng, np.random.Generator):
         raise ValueError(
             "rng must be a numpy.random.Generator (np.random.default_rng(seed)), "

@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 import keras
 from keras import layers, ops
 
+from . import checks
+
 MemberBuilder = Callable[..., keras.Model]
 
 BATCHNORM_PRIOR_VARIANCE = 0.01  # the papers' prior on batch-norm scales (mean 1) and offsets (0)
@@ -109,9 +111,7 @@ class _Stack:
     """Layer factory for one builder call: plain layers, or grouped ones for E members."""
 
     def __init__(self, members: int, dtype):
-        if members < 1:
-            raise ValueError(f"members must be at least 1, got {members}")
-        self.members = members
+        self.members = checks.whole_number("members", members, minimum=1)
         self.dtype = dtype
 
     def conv(self, x, filters: int, kernel_size: int, strides: int = 1):
@@ -165,13 +165,15 @@ class _Stack:
         return inputs, x
 
 
-def _check_shapes(input_shape: Sequence[int], n_classes: int, width: int) -> None:
-    if len(input_shape) != 3 or any(int(d) <= 0 for d in input_shape):
+def _check_shapes(input_shape: Sequence[int], n_classes: int, width: int, image=True) -> None:
+    """The arguments every builder takes: an image's (or, not ``image``, features') shape."""
+    if image and len(input_shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}")
-    if n_classes < 2:
-        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
-    if width < 1:
-        raise ValueError(f"width must be at least 1, got {width}")
+    if len(input_shape) < 1 or any(int(d) <= 0 for d in input_shape):
+        expected = "(height, width, channels)" if image else "(features,)"
+        raise ValueError(f"input_shape must be {expected} with positive sizes, got {input_shape}")
+    checks.whole_number("n_classes", n_classes, minimum=2)
+    checks.whole_number("width", width, minimum=1)
 
 
 def resnet18(
@@ -249,14 +251,8 @@ def mlp(
     arguments as in :func:`resnet18`.
     """
     input_shape = tuple(input_shape)
-    if len(input_shape) < 1 or any(int(d) <= 0 for d in input_shape):
-        raise ValueError(f"input_shape must be (features,) with positive sizes, got {input_shape}")
-    if n_classes < 2:
-        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
-    if width < 1:
-        raise ValueError(f"width must be at least 1, got {width}")
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-        raise ValueError(f"depth must be a whole number >= 0, got {depth!r}")
+    _check_shapes(input_shape, n_classes, width, image=False)
+    checks.whole_number("depth", depth, minimum=0)
     stack = _Stack(members, dtype)
     inputs = keras.Input(shape=input_shape)
     x = inputs
@@ -274,12 +270,7 @@ MEMBERS: dict[str, MemberBuilder] = {"resnet18": resnet18, "small_cnn": small_cn
 
 def get_member(name: str) -> MemberBuilder:
     """The member builder called ``name`` (``"resnet18"``, ``"small_cnn"``, ``"mlp"``, ...)."""
-    try:
-        return MEMBERS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown member architecture {name!r}; valid names are {', '.join(MEMBERS)}"
-        ) from None
+    return MEMBERS[checks.one_of("member architecture", name, MEMBERS)]
 
 
 def register_member(name: str) -> Callable[[MemberBuilder], MemberBuilder]:
@@ -295,23 +286,6 @@ def register_member(name: str) -> Callable[[MemberBuilder], MemberBuilder]:
         return builder
 
     return decorator
-
-
-def training_flops_per_image(model: keras.Model) -> float:
-    """Floating-point operations to train on one image: 3 x the forward multiply-adds x 2.
-
-    Counts convolutions and dense layers (the rest is negligible); the
-    backward pass costs about twice the forward one.
-    """
-    forward = 0.0
-    for layer in leaf_layers(model):
-        if isinstance(layer, layers.Conv2D):
-            kh, kw, in_per_group, out = layer.kernel.shape
-            _, height, width, _ = layer.output.shape
-            forward += 2.0 * kh * kw * in_per_group * out * height * width
-        elif isinstance(layer, (layers.Dense, MemberDense)):
-            forward += 2.0 * float(ops.size(layer.kernel))
-    return 3.0 * forward
 
 
 def leaf_layers(model: keras.Model):

@@ -1,8 +1,9 @@
 """Figures and tables from results folders: what the book shows and the papers compare.
 
-Everything here reads the folders that :func:`dpe_tutorial.experiment.run_experiment`
-writes (``config.json``, ``results.csv`` and ``rounds/trial{t}_round{r}.npz``)
-and needs only matplotlib, pandas and numpy, so figures can be remade on any
+Everything here reads, through :mod:`dpe_tutorial.results`, the folders that
+:func:`dpe_tutorial.experiment.run_experiment` writes (``config.json``,
+``results.csv`` and ``rounds/trial{t}_round{r}.npz``) and needs only
+matplotlib, pandas and numpy, so figures can be remade on any
 machine without Keras or the data the runs trained on. Test labels, pool labels
 and pool images are not stored in a results folder: the functions that need
 them take them as arguments.
@@ -30,12 +31,9 @@ same figure gives the same bytes every time.
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -45,9 +43,20 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from . import metrics
-from .active import RESULT_COLUMNS
+from . import checks, metrics
 from .files import atomic_write
+
+# The readers live with the writer in results; importable from here for notebooks.
+from .results import (  # noqa: F401
+    Run,
+    as_runs,
+    find_runs,
+    group_runs,
+    load_round,
+    load_run,
+    provenance_table,
+    saved_rounds,
+)
 
 # Numeric columns that say where a row is, not how well it did.
 _INDEX_COLUMNS = ("trial", "round", "n_labeled")
@@ -73,171 +82,6 @@ SAVE_FORMATS = ("png", "svg", "pdf")
 SAVE_DPI = 150
 MAX_SIZE_TICKS = 10
 
-_ROUND_FILE = re.compile(r"trial(\d+)_round(\d+)\.npz")
-_ROUND_ARRAYS = ("labelled", "acquired", "acquired_scores", "pool_scores", "test_probs")
-
-
-@dataclass(frozen=True, eq=False)
-class Run:
-    """One results folder: one method over one or more trials.
-
-    ``config`` is the run's resolved config, ``method`` its short label,
-    ``results`` the rows of ``results.csv`` sorted by trial and round, and
-    ``record`` the whole of ``config.json``. Runs compare by identity (a
-    DataFrame has no single truth value).
-    """
-
-    path: Path
-    config: dict
-    method: str
-    results: pd.DataFrame
-    record: dict
-
-    @property
-    def dataset(self) -> str:
-        """The dataset's name, as config.json records it."""
-        dataset = self.record.get("dataset")
-        if isinstance(dataset, dict) and dataset.get("name"):
-            return str(dataset["name"])
-        return str(self.config.get("dataset", "unknown dataset"))
-
-    @property
-    def device(self) -> str | None:
-        """The Keras device the run trained on (``cpu:0``, ``gpu:0``), when recorded."""
-        environment = self.record.get("environment")
-        if isinstance(environment, dict) and environment.get("device"):
-            return str(environment["device"])
-        return None
-
-
-def load_run(run_dir) -> Run:
-    """Read a results folder's ``config.json`` and ``results.csv``.
-
-    Raises FileNotFoundError for a missing folder or file, and ValueError for
-    a file that is unreadable or lacks what the figures need.
-    """
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise FileNotFoundError(f"results folder {path} does not exist")
-    config_path = path / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(
-            f"{path} has no config.json: it is not a results folder written by run_experiment"
-        )
-    try:
-        record = json.loads(config_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{config_path} is not valid JSON: {error}") from None
-    if not isinstance(record, dict):
-        raise ValueError(f"{config_path} must hold a JSON object, got {type(record).__name__}")
-    if not isinstance(record.get("config"), dict):
-        raise ValueError(f"{config_path} has no 'config' object")
-    if not isinstance(record.get("method"), str) or not record["method"]:
-        raise ValueError(f"{config_path} has no 'method' label")
-
-    results_path = path / "results.csv"
-    if not results_path.is_file():
-        raise FileNotFoundError(f"{path} has no results.csv: no trial of this run has finished yet")
-    try:
-        results = pd.read_csv(results_path)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise ValueError(f"{results_path} is not a readable CSV file: {error}") from None
-    missing = [column for column in RESULT_COLUMNS if column not in results.columns]
-    if missing:
-        raise ValueError(
-            f"{results_path} lacks the column(s) {', '.join(missing)}; "
-            f"a results table needs {', '.join(RESULT_COLUMNS)}"
-        )
-    if results.empty:
-        raise ValueError(f"{results_path} has no rows")
-    results = results.sort_values(["trial", "round"], kind="stable").reset_index(drop=True)
-    return Run(
-        path=path, config=record["config"], method=record["method"], results=results, record=record
-    )
-
-
-def find_runs(root) -> list[Run]:
-    """Every results folder under ``root`` (at any depth) that has a results table, sorted by path.
-
-    A folder whose run has not finished a round yet (no ``results.csv``) is
-    skipped; a folder with a broken ``config.json`` or table raises, naming it.
-    A missing ``root`` gives an empty list.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    return [
-        load_run(config.parent)
-        for config in sorted(root.rglob("config.json"))
-        if (config.parent / "results.csv").is_file()
-    ]
-
-
-def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
-    """Runs grouped by what they can be compared on: the config's name (preset) and dataset.
-
-    Keys read ``"linear-4 on cifar10"``; groups keep the order of ``runs``.
-    """
-    groups: dict[str, list[Run]] = {}
-    for run in _check_runs(runs):
-        name = run.config.get("name") or "unnamed"
-        groups.setdefault(f"{name} on {run.dataset}", []).append(run)
-    return groups
-
-
-def provenance_table(runs: Sequence[Run]) -> pd.DataFrame:
-    """Where each run comes from: dataset copy, device, backend, commit, trials and wall time.
-
-    One row per run, from its ``config.json``; a field the run did not record
-    shows as "unknown".
-    """
-    rows = []
-    for run in _check_runs(runs):
-        environment = run.record.get("environment") or {}
-        dataset = run.record.get("dataset") or {}
-        commit = environment.get("git_commit")
-        wall = run.record.get("wall_seconds")
-        rows.append(
-            {
-                "method": run.method,
-                "config": run.config.get("name") or "unnamed",
-                "dataset": dataset.get("provenance") or run.dataset,
-                "device": environment.get("device_name") or run.device or "unknown",
-                "backend": environment.get("backend") or "unknown",
-                "commit": commit[:10] if isinstance(commit, str) else "unknown",
-                "trials": int(run.results["trial"].nunique()),
-                "rounds": int(run.results["round"].nunique()),
-                "wall_minutes": round(wall / 60, 1) if isinstance(wall, (int, float)) else math.nan,
-                "folder": str(run.path),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def run_label(run: Run) -> str:
-    """The method with the dataset and device, to tell apart runs of one method."""
-    where = run.dataset if run.device is None else f"{run.dataset}, {run.device}"
-    return f"{run.method} — {where}"
-
-
-def load_round(run: Run, trial: int = 0, round: int | None = None) -> dict[str, np.ndarray]:
-    """The arrays saved for one round of one trial (``round=None``: its last round)."""
-    rounds = _rounds(run, trial)
-    if round is None:
-        round = rounds[-1]
-    if round not in rounds:
-        raise FileNotFoundError(
-            f"{run.path} has no round {round} for trial {trial}; "
-            f"saved rounds are {', '.join(map(str, rounds))}"
-        )
-    file = run.path / "rounds" / f"trial{trial}_round{round}.npz"
-    with np.load(file) as saved:
-        missing = [name for name in _ROUND_ARRAYS if name not in saved.files]
-        if missing:
-            raise ValueError(f"{file} lacks the array(s) {', '.join(missing)}")
-        return {name: saved[name] for name in _ROUND_ARRAYS}
-
-
 # -- learning curves and tables -------------------------------------------------
 
 
@@ -247,7 +91,7 @@ def learning_curves(runs: Sequence[Run], metric: str = "ensemble_accuracy", ax=N
     Each line is the mean over trials with markers at the rounds; the band
     around it spans the lowest to the highest trial.
     """
-    runs = _check_runs(runs)
+    runs = as_runs(runs)
     _check_metric(runs, metric)
     figure, ax = _figure_and_axes(ax, figsize=(6.4, 4.4))
     for run, label in zip(runs, _labels(runs), strict=True):
@@ -279,7 +123,7 @@ def summary_table(runs: Sequence[Run], metric: str = "ensemble_accuracy") -> pd.
     Columns: method, n_labeled, mean, std, trials. ``method`` is the label
     :func:`learning_curves` uses, so the table matches the figure.
     """
-    runs = _check_runs(runs)
+    runs = as_runs(runs)
     _check_metric(runs, metric)
     parts = []
     for run, label in zip(runs, _labels(runs), strict=True):
@@ -304,7 +148,7 @@ def labels_to_reach(
     first one when there are several): NaN without one, or when either never
     reaches the target.
     """
-    runs = _check_runs(runs)
+    runs = as_runs(runs)
     _check_metric(runs, metric)
     if isinstance(target, bool) or not isinstance(target, numbers.Real) or math.isnan(target):
         raise ValueError(f"target must be a number, got {target!r}")
@@ -335,9 +179,9 @@ def metric_name(metric: str) -> str:
     return METRIC_NAMES.get(metric, metric.replace("_", " "))
 
 
-def metric_columns(runs: Sequence[Run]) -> list[str]:
+def _metric_columns(runs: Sequence[Run]) -> list[str]:
     """The numeric result columns every run has: the metrics the tables and curves accept."""
-    runs = _check_runs(runs)
+    runs = as_runs(runs)
     columns = [
         column
         for column in runs[0].results.columns
@@ -371,10 +215,9 @@ def reliability_diagram(
     bin's mean confidence, and the diagonal is perfect calibration. The title
     gives the ECE over the same bins. ``round=None`` shows the last round.
     """
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
-        raise ValueError(f"bins must be a whole number >= 1, got {bins!r}")
+    checks.whole_number("bins", bins, minimum=1)
     if round is None:
-        round = _rounds(run, trial)[-1]
+        round = saved_rounds(run, trial)[-1]
     arrays = load_round(run, trial, round)
     probs = arrays["test_probs"].astype(np.float64)
     labels = _check_labels(test_labels, probs.shape[0], probs.shape[1], "test_labels", "test set")
@@ -430,7 +273,7 @@ def score_histograms(run: Run, trial: int = 0, ax=None) -> Figure:
     above it were labelled next.
     """
     acquiring = []
-    for round in _rounds(run, trial):
+    for round in saved_rounds(run, trial):
         arrays = load_round(run, trial, round)
         if arrays["acquired"].size:
             acquiring.append((round, arrays))
@@ -475,7 +318,7 @@ def class_balance(
             raise ValueError(f"class_names not given and {run.path}/config.json records none")
     class_names = [str(name) for name in class_names]
     n_classes = len(class_names)
-    rounds = _rounds(run, trial)
+    rounds = saved_rounds(run, trial)
     labelled = [load_round(run, trial, round)["labelled"] for round in rounds]
     pool_labels = _check_labels(pool_labels, _pool_size(run), n_classes, "pool_labels", "pool")
     largest = max((int(indices.max()) for indices in labelled if indices.size), default=-1)
@@ -532,8 +375,7 @@ def acquired_grid(
     ``pool_labels`` are given (the name from ``class_names``, else the
     number). Fewer images are shown when the round acquired fewer.
     """
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-        raise ValueError(f"count must be a whole number >= 1, got {count!r}")
+    checks.whole_number("count", count, minimum=1)
     if class_names is not None and pool_labels is None:
         raise ValueError("class_names needs pool_labels: the names are looked up by label")
     images = np.asarray(pool_images)
@@ -612,20 +454,8 @@ def save_figure(figure: Figure, path) -> None:
 # -- helpers -------------------------------------------------------------------
 
 
-def _check_runs(runs) -> list[Run]:
-    runs = [runs] if isinstance(runs, Run) else list(runs)
-    if not runs:
-        raise ValueError("runs must hold at least one Run (from load_run)")
-    for run in runs:
-        if not isinstance(run, Run):
-            raise ValueError(
-                f"runs must hold Run objects (from load_run), got {type(run).__name__}"
-            )
-    return runs
-
-
 def _check_metric(runs: list[Run], metric: str) -> None:
-    valid = metric_columns(runs)
+    valid = _metric_columns(runs)
     if metric not in valid:
         raise ValueError(f"unknown metric {metric!r}; valid metrics are {', '.join(valid)}")
 
@@ -641,10 +471,16 @@ def _labels(runs: list[Run]) -> list[str]:
     """Method names; with the dataset and device when methods repeat; then the folder."""
     labels = [run.method for run in runs]
     if len(set(labels)) < len(labels):
-        labels = [run_label(run) for run in runs]
+        labels = [_run_label(run) for run in runs]
     if len(set(labels)) < len(labels):
         labels = [f"{label} [{run.path.name}]" for label, run in zip(labels, runs, strict=True)]
     return labels
+
+
+def _run_label(run: Run) -> str:
+    """The method with the dataset and device, to tell apart runs of one method."""
+    where = run.dataset if run.device is None else f"{run.dataset}, {run.device}"
+    return f"{run.method} — {where}"
 
 
 def _datasets(runs: list[Run]) -> list[str]:
@@ -663,26 +499,6 @@ def _crossing(sizes: np.ndarray, values: np.ndarray, target: float, lower: bool)
         return float(sizes[0])
     x0, x1, y0, y1 = sizes[first - 1], sizes[first], values[first - 1], values[first]
     return float(x0 + (target - y0) * (x1 - x0) / (y1 - y0))
-
-
-def _rounds(run: Run, trial: int) -> list[int]:
-    """The rounds saved for a trial, in order."""
-    folder = run.path / "rounds"
-    saved = (
-        sorted(
-            (int(match[1]), int(match[2]))
-            for match in (_ROUND_FILE.fullmatch(file.name) for file in folder.glob("trial*.npz"))
-            if match
-        )
-        if folder.is_dir()
-        else []
-    )
-    rounds = [r for t, r in saved if t == trial]
-    if not rounds:
-        trials = sorted({t for t, _ in saved})
-        have = f"saved trials are {', '.join(map(str, trials))}" if trials else "none is saved"
-        raise FileNotFoundError(f"{folder} holds no round of trial {trial}; {have}")
-    return rounds
 
 
 def _pool_size(run: Run) -> int | None:

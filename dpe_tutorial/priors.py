@@ -1,5 +1,6 @@
 """The weights the DPE penalty regularises, read across the members, with their priors.
 
+Which weight gets which prior is decided here and nowhere else:
 :func:`regularised_weights` walks the members once and returns one
 :class:`RegularisedWeight` per weight tensor: every conv and dense kernel,
 against the He-by-fan-out prior N(0, 2 / fan_out), and (optionally) every
@@ -13,6 +14,9 @@ not regularised. Each item knows how to read its tensor as
   block of output channels, whose batch-norm vectors are member-major, and
   whose :class:`~dpe_tutorial.models.MemberDense` kernels already lead with
   the member axis.
+
+:func:`kl_penalty` sums the KL between the members' spread and the prior over
+those weights: the penalty of the DPE objective, before beta.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from . import kl, models
 class RegularisedWeight:
     """One weight tensor read across the members, with its prior."""
 
-    name: str
     variables: tuple  # the Keras variables it is read from: one per member, or one grouped
     member_values: Callable[[], object]  # returns the (members, *shape) tensor, read now
     prior_var: float
@@ -44,6 +47,21 @@ def regularised_weights(
     if isinstance(members, (list, tuple)):
         return _branch_weights(members, regularize_batchnorm)
     return _grouped_weights(members, n_members, regularize_batchnorm)
+
+
+def kl_penalty(weights: list[RegularisedWeight], form: str):
+    """The KL penalty of ``weights`` in ``form``, summed over every weight tensor (float32)."""
+    total = ops.zeros((), dtype="float32")
+    for weight in weights:
+        total = total + kl.gaussian_kl(
+            # float32 always: the spread of near-equal members is lost in bfloat16
+            ops.cast(weight.member_values(), "float32"),
+            weight.prior_var,
+            weight.prior_mean,
+            form=form,
+            validate=False,  # runs every step; traced values cannot be checked anyway
+        )
+    return total
 
 
 def _layer_priors(layer, regularize_batchnorm: bool):
@@ -79,7 +97,6 @@ def _branch_weights(members: list, regularize_batchnorm: bool) -> list[Regularis
         variable, prior_mean = corresponding[0]
         weights.append(
             RegularisedWeight(
-                name=variable.path,
                 variables=variables,
                 member_values=lambda vs=variables: ops.stack([v.value for v in vs], axis=0),
                 prior_var=_prior_variance(tuple(variable.shape)),
@@ -105,7 +122,6 @@ def _grouped_weights(body, n_members: int, regularize_batchnorm: bool) -> list[R
                 to_members = _split_last_axis(n_members)
             weights.append(
                 RegularisedWeight(
-                    name=variable.path,
                     variables=(variable,),
                     member_values=(
                         (lambda v=variable: v.value)

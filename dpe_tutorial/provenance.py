@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 
-def cpu_name() -> str:
+def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             return next(line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line)
@@ -19,7 +19,7 @@ def cpu_name() -> str:
         return platform.processor() or "unknown"
 
 
-def gpu_name() -> str | None:
+def _gpu_name() -> str | None:
     """The NVIDIA GPU's name, or None where nvidia-smi is absent or finds none."""
     try:
         names = subprocess.run(
@@ -57,9 +57,9 @@ def git_commit() -> str | None:
 def machine() -> dict:
     """The machine, without starting a Keras backend."""
     return {
-        "cpu": cpu_name(),
+        "cpu": _cpu_name(),
         "cores": os.cpu_count(),
-        "gpu": gpu_name(),
+        "gpu": _gpu_name(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,

@@ -53,6 +53,7 @@ import pandas as pd
 from PIL import Image
 
 from . import acquisition, data, lock, provenance
+from .data import imagefolders
 from .files import atomic_write
 
 DEFAULT_IMAGE_SIZE = 32
@@ -103,19 +104,10 @@ class _Listing:
 
     def __init__(self, pool):
         self.root = Path(pool)
-        if not self.root.exists():
-            raise FileNotFoundError(f"pool {self.root} does not exist; give a folder or a zip")
-        if self.root.is_dir():
-            self.source = data._FolderSource(self.root)
-        elif zipfile.is_zipfile(self.root):
-            self.source = data._ZipSource(self.root)
-        elif data._looks_like_zip(self.root):
-            raise ValueError(data._damaged_zip_message(self.root))
-        else:
-            raise ValueError(f"pool {self.root} is neither a folder nor a zip file of images")
+        self.source = imagefolders.open_tree(self.root, "pool", "images")
         with self.source:
             files, _ = self.source.entries()
-        self.parts = sorted(parts for parts in files if data._is_image(parts))
+        self.parts = sorted(parts for parts in files if imagefolders.is_image(parts))
         self.paths = tuple("/".join(parts) for parts in self.parts)
         if not self.paths:
             raise ValueError(
@@ -143,7 +135,7 @@ class _Listing:
                     blob = self.source.read(parts)
                 except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
                     raise ValueError(f"cannot read image {name}: {exc}") from exc
-                pixels = data._decode_image(blob, name)  # names the file when it fails
+                pixels = imagefolders.decode_image(blob, name)  # names the file when it fails
                 image = Image.fromarray(pixels).convert("RGB")
                 if image.size != (image_size, image_size):
                     image = image.resize((image_size, image_size), Image.Resampling.LANCZOS)

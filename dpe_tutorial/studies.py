@@ -19,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from .config import ExperimentConfig, beta_label, run_slug
 from .ensemble import elbo_multiple
-from .experiment import ExperimentConfig, beta_label, run_experiment, run_slug
+from .experiment import run_experiment
 from .kl import FORMS
 
 # the ladder of beta values every form is tried at: E / N, tempered, the seed's fixed 1e-5

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from . import active
+from . import active, checks, training
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -51,10 +51,7 @@ class ToyData:
     description: str
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_classes, bool) or not isinstance(self.n_classes, (int, np.integer)):
-            raise ValueError(f"n_classes must be an integer, got {self.n_classes!r}")
-        if self.n_classes < 2:
-            raise ValueError(f"n_classes must be at least 2, got {self.n_classes}")
+        checks.whole_number("n_classes", self.n_classes, minimum=2)
         for split in ("train", "test"):
             x = np.asarray(getattr(self, f"x_{split}"))
             y = np.asarray(getattr(self, f"y_{split}"))
@@ -89,13 +86,10 @@ def two_moons(n_train: int = 500, n_test: int = 1000, noise: float = 0.2, seed: 
     """
     from sklearn.datasets import make_moons
 
-    for name, value in (("n_train", n_train), ("n_test", n_test)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
-            raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    checks.whole_number("n_train", n_train, minimum=2)
+    checks.whole_number("n_test", n_test, minimum=2)
+    checks.finite_number("noise", noise, minimum=0)
+    checks.whole_number("seed", seed, minimum=0)
     x, y = make_moons(n_train + n_test, noise=noise, shuffle=True, random_state=int(seed))
     return ToyData(
         x_train=x[:n_train],
@@ -121,14 +115,8 @@ def plane_grid(points, resolution: int = 100, margin: float = 0.5):
         raise ValueError(f"points must have shape (n, 2) with n >= 1, got {points.shape}")
     if not np.isfinite(points).all():
         raise ValueError("points contains NaN or inf")
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)):
-        raise ValueError(f"resolution must be an integer, got {resolution!r}")
-    if resolution < 2:
-        raise ValueError(f"resolution must be at least 2, got {resolution}")
-    if isinstance(margin, bool) or not isinstance(margin, (int, float, np.floating)):
-        raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
-    if not (math.isfinite(margin) and margin >= 0):
-        raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
+    checks.whole_number("resolution", resolution, minimum=2)
+    checks.finite_number("margin", margin, minimum=0)
     low = points.min(axis=0) - margin
     high = points.max(axis=0) + margin
     xx, yy = np.meshgrid(
@@ -170,11 +158,9 @@ def train_ensemble(
         raise ValueError(f"x must have shape (n, features) with n >= 1, got {x.shape}")
     if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"y must be integers of shape ({x.shape[0]},), got {y.dtype} {y.shape}")
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not (isinstance(learning_rate, (int, float)) and 0 < learning_rate < math.inf):
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    checks.whole_number("steps", steps, minimum=1)
+    checks.whole_number("batch_size", batch_size, minimum=1)
+    checks.finite_number("learning_rate", learning_rate, minimum=0, strict=True)
     keras.utils.set_random_seed(int(seed))
     model = DeepProbabilisticEnsemble(
         (x.shape[1],),
@@ -187,7 +173,7 @@ def train_ensemble(
         kl_form=kl_form,
         labeled_size=x.shape[0],
     )
-    model.compile(keras.optimizers.Adam(learning_rate))
+    training.compile_for_training(model, training.optimizer("adam", learning_rate))
     batch = min(int(batch_size), x.shape[0])
     rng = np.random.default_rng(seed)
     n_epochs = math.ceil(steps * batch / x.shape[0])

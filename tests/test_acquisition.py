@@ -210,8 +210,8 @@ def test_select_breaks_ties_at_random_only_through_the_generator():
     [
         (np.ones(5), 6, "between 0 and the number of scores \\(5\\)"),
         (np.ones(5), -1, "between 0"),
-        (np.ones(5), 2.0, "k must be an integer"),
-        (np.ones(5), True, "k must be an integer"),
+        (np.ones(5), 2.0, "k must be a whole number"),
+        (np.ones(5), True, "k must be a whole number"),
         (np.ones((2, 3)), 1, "one-dimensional"),
         (np.array([1.0, np.nan, 0.5]), 1, "1 NaN"),
         (np.array(["a", "b"]), 1, "real numbers"),

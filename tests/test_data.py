@@ -37,7 +37,7 @@ def isolated_environment(tmp_path_factory, monkeypatch):
     def no_download():
         raise ConnectionError("tests never download")
 
-    monkeypatch.setattr(data, "_download_cifar10", no_download)
+    monkeypatch.setattr(data.datasets, "_download_cifar10", no_download)
     return home
 
 
@@ -474,7 +474,7 @@ def forbid_decoding(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("decoded although the cache should have been used")
 
-    monkeypatch.setattr(data, "_decode_image", fail)
+    monkeypatch.setattr(data.imagefolders, "decode_image", fail)
 
 
 @pytest.mark.parametrize("as_zip", [False, True], ids=["folder", "zip"])
@@ -604,7 +604,7 @@ def write_fake_cifar(folder: Path, seed=0, meta=True) -> dict[str, dict]:
 
 @pytest.fixture
 def no_md5(monkeypatch):
-    monkeypatch.setattr(data, "CIFAR10_MD5", {})
+    monkeypatch.setattr(data.datasets, "CIFAR10_MD5", {})
 
 
 def assert_matches_batches(split, written):
@@ -656,9 +656,9 @@ def test_checksums_are_verified(tmp_path, monkeypatch):
     folder = tmp_path / "cifar-10-batches-py"
     write_fake_cifar(folder)
     actual = {n: hashlib.md5((folder / n).read_bytes()).hexdigest() for n in BATCH_SIZES}
-    monkeypatch.setattr(data, "CIFAR10_MD5", dict(actual))
+    monkeypatch.setattr(data.datasets, "CIFAR10_MD5", dict(actual))
     assert "(md5 verified)" in data.load_cifar10(folder).train.provenance
-    monkeypatch.setattr(data, "CIFAR10_MD5", {**actual, "data_batch_3": "0" * 32})
+    monkeypatch.setattr(data.datasets, "CIFAR10_MD5", {**actual, "data_batch_3": "0" * 32})
     with pytest.raises(ValueError, match="data_batch_3") as info:
         data.load_cifar10(folder)
     assert "0" * 32 in str(info.value) and actual["data_batch_3"] in str(info.value)
@@ -772,7 +772,7 @@ def test_when_every_source_fails_one_error_lists_each_place(tmp_path, monkeypatc
         calls.append(1)
         raise OSError("Temporary failure in name resolution")
 
-    monkeypatch.setattr(data, "_download_cifar10", offline)
+    monkeypatch.setattr(data.datasets, "_download_cifar10", offline)
     with pytest.raises(data.DatasetNotFoundError) as info:
         data.load_cifar10()
     assert isinstance(info.value, FileNotFoundError)
@@ -808,7 +808,7 @@ def test_a_download_through_keras_is_used_last(monkeypatch, channels_first):
             )
         return (x_train, y_train), (x_test, y_test), "3.x"
 
-    monkeypatch.setattr(data, "_download_cifar10", fake_download)
+    monkeypatch.setattr(data.datasets, "_download_cifar10", fake_download)
     split = data.load_cifar10()
     np.testing.assert_array_equal(split.train.images, x_train)
     np.testing.assert_array_equal(split.test.labels, [0, 5])
@@ -833,7 +833,7 @@ def test_an_image_folder_can_be_cifar10_but_says_so(tmp_path, monkeypatch):
         assert_split_equals(split, expected, data.CIFAR10_CLASSES)
         assert split.train.provenance.startswith("CIFAR-10 from an image folder, not the official")
     # the shared JPEG copy is recognised by its hash
-    monkeypatch.setattr(data, "CIFAR10_JPEG_COPY_SHA256", data.file_sha256(archive))
+    monkeypatch.setattr(data.datasets, "CIFAR10_JPEG_COPY_SHA256", data.file_sha256(archive))
     provenance = data.load_cifar10(cache_dir=tmp_path / "cache").test.provenance
     assert provenance.startswith("CIFAR-10 (JPEG copy): image folder c.zip (sha256 ")
 
@@ -862,10 +862,13 @@ def test_load_dataset_dispatches_by_name(tmp_path):
 @pytest.mark.parametrize(
     ("args", "match"),
     [
-        (("mnist",), "unknown dataset 'mnist'; valid names are digits, cifar10, image_folder"),
-        ((None,), "unknown dataset None"),
-        (("image_folder",), "needs a path"),
-        (("digits", "/some/path"), "takes no path"),
+        (("mnist",), "dataset must be one of digits, cifar10, image_folder, got 'mnist'"),
+        ((None,), "dataset must be one of .*, got None"),
+        (
+            ("image_folder",),
+            "required for dataset image_folder",
+        ),
+        (("digits", "/some/path"), "path must be null for dataset digits"),
     ],
 )
 def test_load_dataset_rejects_bad_requests(args, match):
@@ -892,9 +895,9 @@ def test_channel_statistics_are_the_same_in_any_chunking(monkeypatch):
     rng = np.random.default_rng(7)
     images = rng.integers(0, 256, size=(101, 4, 4, 3), dtype=np.uint8)
     whole = data.channel_statistics(images)
-    monkeypatch.setattr(data, "STATS_CHUNK_ELEMENTS", 7 * 4 * 4 * 3)  # 7 images a chunk
+    monkeypatch.setattr(data.splits, "STATS_CHUNK_ELEMENTS", 7 * 4 * 4 * 3)  # 7 images a chunk
     chunked = data.channel_statistics(images)
-    monkeypatch.setattr(data, "STATS_CHUNK_ELEMENTS", 1)  # one image a chunk
+    monkeypatch.setattr(data.splits, "STATS_CHUNK_ELEMENTS", 1)  # one image a chunk
     single = data.channel_statistics(images[:, ::-1])  # and a non-contiguous view
     for a, b, c in zip(whole, chunked, single, strict=True):
         np.testing.assert_array_equal(a, b)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dpe_tutorial import experiment
+from dpe_tutorial import experiment, results
 from dpe_tutorial.experiment import ExperimentConfig
 
 TINY = {
@@ -57,13 +57,16 @@ def test_presets_are_valid_and_match_the_protocol():
         ({"schedule": [30, 20]}, "'schedule' must be a valid schedule"),
         ({"members": 1}, "'members' must be at least 2 when beta is not 0"),
         ({"member": "vgg"}, "'member' must be one of resnet18, small_cnn"),
-        ({"beta": -1}, "'beta' must be a number >= 0"),
-        ({"beta": "big"}, "'beta' must be a number >= 0, \"elbo\""),
-        ({"beta": "elbo*-1"}, '\'beta\' must be a number >= 0, "elbo" \\(E / N\\) or "elbo\\*F"'),
+        ({"beta": -1}, "'beta' must be a finite number >= 0"),
+        ({"beta": "big"}, "'beta' must be a finite number >= 0, \"elbo\""),
+        (
+            {"beta": "elbo*-1"},
+            '\'beta\' must be a finite number >= 0, "elbo" \\(E / N\\) or "elbo\\*F"',
+        ),
         ({"kl_form": "kl"}, "'kl_form' must be one of exclusive, inclusive, paper, got 'kl'"),
         ({"acquisition": "bald"}, "'acquisition' must be one of predictive_entropy"),
         ({"optimizer": "rmsprop"}, "'optimizer' must be one of sgd, adam"),
-        ({"learning_rate": 0}, "'learning_rate' must be a number > 0"),
+        ({"learning_rate": 0}, "'learning_rate' must be a finite number > 0"),
         ({"augment": "yes"}, "'augment' must be true or false"),
         ({"trials": 0}, "'trials' must be a whole number >= 1"),
         ({"shift_samples": -1}, "'shift_samples' must be a whole number >= 0"),
@@ -173,7 +176,7 @@ def tiny_run(tmp_path_factory):
 @pytest.mark.keras_backend
 def test_the_results_folder(tiny_run):
     config, out, table = tiny_run
-    assert list(table.columns[:10]) == list(experiment.RESULT_COLUMNS)
+    assert list(table.columns[:10]) == list(results.RESULT_COLUMNS)
     assert list(table["trial"]) == [0, 0, 1, 1]
     assert list(table["n_labeled"]) == [30, 60, 30, 60]
     assert table["ensemble_accuracy"].between(0, 1).all()

@@ -191,7 +191,7 @@ def test_penalty_gradient_pulls_the_mean_towards_the_prior_mean():
     [
         ({"stacked": np.zeros((1, 3))}, "at least 2 members"),
         ({"stacked": np.zeros(())}, "at least 2 members"),
-        ({"form": "kl"}, "unknown KL form 'kl'; valid forms are exclusive, inclusive, paper"),
+        ({"form": "kl"}, "KL form must be one of exclusive, inclusive, paper, got 'kl'"),
         ({"prior_var": 0.0}, "prior_var must be positive"),
         ({"prior_var": -1.0}, "prior_var must be positive"),
         ({"prior_var": np.array([0.1, 0.0, 0.1])}, "prior_var must be positive"),

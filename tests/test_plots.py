@@ -193,7 +193,7 @@ def test_provenance_table(dpe, random_run):
 
 
 def test_run_label_names_method_dataset_and_device(dpe):
-    assert plots.run_label(dpe) == f"{DPE} — digits, cpu:0"
+    assert plots._run_label(dpe) == f"{DPE} — digits, cpu:0"
 
 
 # -- learning curves and tables ------------------------------------------------

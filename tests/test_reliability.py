@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dpe_tutorial import active, data, experiment, lock
+from dpe_tutorial import active, data, experiment, lock, results
 from dpe_tutorial import cli as cli_module
 from dpe_tutorial.cli import main
 
@@ -353,7 +353,7 @@ def test_a_full_disk_is_one_line_that_says_what_to_do(tmp_path, monkeypatch, cap
     def full(path, content):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(experiment, "atomic_write", full)
+    monkeypatch.setattr(results, "atomic_write", full)
     assert main(run_args(tmp_path / "run")) == 2
     line = error_line(capsys)
     assert "config.json: No space left on device; free some disk space" in line

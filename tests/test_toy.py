@@ -76,11 +76,11 @@ def test_mlp_is_a_registered_member():
     [
         ({"input_shape": ()}, "input_shape must be"),
         ({"input_shape": (0,)}, "input_shape must be"),
-        ({"n_classes": 1}, "n_classes must be at least 2"),
-        ({"width": 0}, "width must be at least 1"),
+        ({"n_classes": 1}, "n_classes must be a whole number >= 2"),
+        ({"width": 0}, "width must be a whole number >= 1"),
         ({"depth": -1}, "depth must be"),
         ({"depth": 1.5}, "depth must be"),
-        ({"members": 0}, "members must be at least 1"),
+        ({"members": 0}, "members must be a whole number >= 1"),
     ],
 )
 def test_mlp_bad_arguments_raise(kwargs, message):
@@ -183,11 +183,11 @@ def test_noise_free_moons_lie_on_two_unit_half_circles():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"n_train": 1}, "n_train must be an integer >= 2"),
-        ({"n_test": 2.5}, "n_test must be an integer >= 2"),
+        ({"n_train": 1}, "n_train must be a whole number >= 2"),
+        ({"n_test": 2.5}, "n_test must be a whole number >= 2"),
         ({"noise": -0.1}, "noise must be a finite number >= 0"),
         ({"noise": float("nan")}, "noise must be a finite number >= 0"),
-        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"seed": -1}, "seed must be a whole number >= 0"),
     ],
 )
 def test_two_moons_bad_arguments_raise(kwargs, message):
@@ -202,7 +202,7 @@ def test_two_moons_bad_arguments_raise(kwargs, message):
         ("y_test", np.zeros(3, dtype=int), r"y_test must be integers of shape \(4,\)"),
         ("y_train", np.array([0, 1, 2, 0]), r"y_train must lie in \[0, 2\)"),
         ("x_test", np.full((4, 2), np.nan), "x_test contains NaN"),
-        ("n_classes", 1, "n_classes must be at least 2"),
+        ("n_classes", 1, "n_classes must be a whole number >= 2"),
     ],
 )
 def test_toy_data_validates(field, value, message):
@@ -240,8 +240,8 @@ def test_plane_grid_covers_the_points_with_the_margin():
         ((np.zeros((5, 3)),), {}, r"points must have shape \(n, 2\)"),
         ((np.zeros((0, 2)),), {}, r"points must have shape \(n, 2\)"),
         ((np.full((2, 2), np.inf),), {}, "points contains NaN or inf"),
-        ((np.zeros((2, 2)),), {"resolution": 1}, "resolution must be at least 2"),
-        ((np.zeros((2, 2)),), {"resolution": 10.0}, "resolution must be an integer"),
+        ((np.zeros((2, 2)),), {"resolution": 1}, "resolution must be a whole number >= 2"),
+        ((np.zeros((2, 2)),), {"resolution": 10.0}, "resolution must be a whole number"),
         ((np.zeros((2, 2)),), {"margin": -1.0}, "margin must be a finite number >= 0"),
     ],
 )
@@ -282,7 +282,11 @@ def test_train_ensemble_is_deterministic_under_a_seed():
         ((np.zeros((4, 2)), np.zeros(3, dtype=int)), {}, r"y must be integers of shape \(4,\)"),
         ((np.zeros((4, 2)), np.zeros(4)), {}, r"y must be integers"),
         ((np.zeros(4), np.zeros(4, dtype=int)), {}, r"x must have shape \(n, features\)"),
-        ((np.zeros((4, 2)), np.zeros(4, dtype=int)), {"steps": 0}, "steps must be a positive"),
+        (
+            (np.zeros((4, 2)), np.zeros(4, dtype=int)),
+            {"steps": 0},
+            "steps must be a whole number >= 1",
+        ),
         ((np.zeros((4, 2)), np.zeros(4, dtype=int)), {"learning_rate": 0}, "learning_rate"),
     ],
 )

@@ -1,0 +1,374 @@
+"""What defines a run: :class:`ExperimentConfig`, its validation, and the named presets.
+
+A config is built with :meth:`ExperimentConfig.from_dict` (or ``from_yaml``,
+``with_overrides``, :func:`preset`, :func:`configure`) and is checked whole
+on construction: every field against its rule, with a message that names the
+field, what it must be and what it got. Running a config is
+:mod:`dpe_tutorial.experiment`'s job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Hashable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import acquisition, active, checks, data, ensemble, kl, models, training
+from .ensemble import DEFAULT_BETA, elbo_multiple
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that defines a run. Build it with :meth:`from_dict` to validate it."""
+
+    dataset: str = "digits"
+    data_path: str | None = None
+    train_subset: int | None = None
+    test_subset: int | None = None
+    schedule: str | tuple[int, ...] = "linear-4"
+    budget: int = 400
+    members: int = 4
+    member: str = "small_cnn"
+    width: int = 8
+    layout: str = "branches"
+    beta: float | str = DEFAULT_BETA
+    kl_form: str = "exclusive"
+    regularize_batchnorm: bool = True
+    acquisition: str = "predictive_entropy"
+    epochs: int = 15
+    batch_size: int = 32
+    optimizer: str = "sgd"
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_schedule: str = "cosine"
+    augment: bool = False
+    mixed_precision: bool = False
+    trials: int = 1
+    seed: int = 0
+    eval_batch_size: int = 512
+    shift_samples: int = 1000
+    name: str = ""
+
+    def __post_init__(self):
+        _validate(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ExperimentConfig:
+        if not isinstance(values, dict):
+            raise ValueError(
+                f"a config must be a mapping of field: value, got {type(values).__name__}"
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            valid = ", ".join(sorted(known))
+            raise ValueError(
+                f"unknown config field(s) {', '.join(unknown)}; valid fields are {valid}"
+            )
+        values = dict(values)
+        if isinstance(values.get("schedule"), list):
+            values["schedule"] = tuple(values["schedule"])
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path) -> ExperimentConfig:
+        """A config from a YAML file of ``field: value`` lines; an empty file is refused.
+
+        Numbers are read as ``--set`` reads them (``1e-2`` is a number, not
+        YAML 1.1's string), and a field given twice is an error, not the last
+        one silently winning.
+        """
+        import yaml
+
+        path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"config file {path} is a folder; give a YAML file of field: value")
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"config file {path} is not a text file (not UTF-8); give a YAML file of "
+                "field: value lines"
+            ) from None
+        try:
+            values = yaml.load(text, Loader=_strict_loader())  # a SafeLoader
+        except _DuplicateKey as error:
+            raise ValueError(f"config file {path} {error}; keep one") from None
+        except yaml.YAMLError as error:
+            reason = " ".join(str(error).split())
+            raise ValueError(f"config file {path} is not valid YAML: {reason}") from None
+        if values is None:
+            raise ValueError(
+                f"config file {path} is empty; write the fields to change as field: value "
+                "lines, or use --preset"
+            )
+        if not isinstance(values, dict):
+            raise ValueError(
+                f"config file {path} must be a mapping of field: value, got {type(values).__name__}"
+            )
+        return cls.from_dict({key: _field_value(key, value) for key, value in values.items()})
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        if isinstance(values["schedule"], tuple):
+            values["schedule"] = list(values["schedule"])
+        return values
+
+    def with_overrides(self, assignments: list[str]) -> ExperimentConfig:
+        """A copy with ``key=value`` assignments applied (values parsed as YAML)."""
+        import yaml
+
+        values = self.to_dict()
+        for assignment in assignments:
+            key, sep, text = assignment.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"--set takes key=value, got {assignment!r}")
+            try:
+                value = yaml.safe_load(text) if text.strip() else None
+            except yaml.YAMLError:
+                raise ValueError(f"cannot parse the value in {assignment!r}") from None
+            values[key.strip()] = _field_value(key.strip(), value)
+        return ExperimentConfig.from_dict(values)
+
+    @property
+    def method(self) -> str:
+        """A short label for plots: which method this run is."""
+        return _method(self, folder=False)
+
+
+def beta_label(beta) -> str:
+    """``1e-05``, ``elbo`` or ``elbo*0.01``: beta as a user writes it."""
+    multiple = elbo_multiple(beta)
+    if multiple is None:
+        return f"{beta:g}"
+    return "elbo" if multiple == 1 else f"elbo*{multiple:g}"
+
+
+_DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _yaml_number(value):
+    """YAML 1.1 reads ``1e-5`` (no dot) as a string; a user writing it means the number."""
+    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
+# Fields whose values are text even when they look like numbers
+_TEXT_FIELDS = frozenset({"name", "data_path"})
+
+
+def _field_value(field: str, value):
+    return value if field in _TEXT_FIELDS else _yaml_number(value)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _strict_loader():
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        """PyYAML's SafeLoader, except that a key given twice in one mapping is an error."""
+
+        def construct_mapping(self, node, deep=False):
+            seen = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, Hashable) and key in seen:
+                    raise _DuplicateKey(f"gives {key!r} twice (lines {seen[key]} and {line})")
+                if isinstance(key, Hashable):
+                    seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
+PRESETS: dict[str, dict] = {
+    # scikit-learn's digits: offline anywhere, under a minute on 2 cores
+    "smoke": {
+        "name": "smoke",
+        "dataset": "digits",
+        "schedule": "linear-4",
+        "budget": 400,
+        "members": 4,
+        "member": "small_cnn",
+        "width": 8,
+        "epochs": 15,
+        "batch_size": 32,
+        "learning_rate": 0.05,
+    },
+    # a CIFAR-10 subset with narrow ResNet-18 members: minutes on a CPU
+    "cifar10-smoke": {
+        "name": "cifar10-smoke",
+        "dataset": "cifar10",
+        "train_subset": 5000,
+        "test_subset": 1000,
+        "schedule": "linear-4",
+        "budget": 1000,
+        "members": 4,
+        "member": "resnet18",
+        "width": 4,
+        "epochs": 10,
+        "batch_size": 64,
+        "learning_rate": 0.05,
+        "augment": True,
+    },
+    # the papers' protocol: 8 ResNet-18 members, 4k/8k/12k/16k labels (a GPU job)
+    "linear-4": {
+        "name": "linear-4",
+        "dataset": "cifar10",
+        "schedule": "linear-4",
+        "budget": 16000,
+        "members": 8,
+        "member": "resnet18",
+        "width": 64,
+        "acquisition": "predictive_entropy",
+        "epochs": 100,
+        "batch_size": 128,
+        "learning_rate": 0.1,
+        "augment": True,
+        "mixed_precision": True,
+        "eval_batch_size": 1024,
+    },
+}
+
+
+def preset(name: str) -> ExperimentConfig:
+    try:
+        return ExperimentConfig.from_dict(PRESETS[name])
+    except KeyError:
+        raise ValueError(
+            f"unknown preset {name!r}; valid presets are {', '.join(PRESETS)}"
+        ) from None
+
+
+def configure(
+    preset_name: str = "smoke", rounds: int | None = None, **overrides
+) -> ExperimentConfig:
+    """A preset with the fields that are not None replaced: what a notebook's parameters give.
+
+    ``rounds=K`` sets the schedule to ``linear-K``. Every other keyword is a
+    config field; unknown fields and invalid values raise ValueError.
+    """
+    values = preset(preset_name).to_dict()
+    if rounds is not None:
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+            raise ValueError(f"rounds must be a whole number >= 1, got {rounds!r}")
+        values["schedule"] = f"linear-{rounds}"
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return ExperimentConfig.from_dict(values)
+
+
+def with_baselines(config: ExperimentConfig) -> list[ExperimentConfig]:
+    """``config`` and the two baselines the papers compare it with, run by the same loop.
+
+    The baselines are random acquisition (same ensemble and beta) and the plain
+    ensemble (beta = 0, same acquisition). A baseline equal to ``config``
+    itself is not repeated.
+    """
+    variants = [
+        config,
+        dataclasses.replace(config, acquisition="random"),
+        dataclasses.replace(config, beta=0.0),
+    ]
+    unique: list[ExperimentConfig] = []
+    for variant in variants:
+        if variant not in unique:
+            unique.append(variant)
+    return unique
+
+
+def run_slug(config: ExperimentConfig) -> str:
+    """A folder name that tells methods apart: ``dpe-exclusive-elbo-x0.01-predictive_entropy``."""
+    return _method(config, folder=True)
+
+
+def _method(config: ExperimentConfig, folder: bool) -> str:
+    """The method of a run: its plot label, or (``folder``) its folder name.
+
+    Both name the model (a plain ensemble, or a DPE with its KL form and
+    beta) and the acquisition score; the label calls random acquisition just
+    "random", whatever it trains.
+    """
+    if config.beta == 0:
+        model = "ensemble"
+    elif folder:
+        model = f"dpe-{config.kl_form}-{beta_label(config.beta).replace('*', '-x')}"
+    else:
+        model = f"DPE {config.kl_form}, beta={beta_label(config.beta)}"
+    if folder:
+        return f"{model}-{config.acquisition}"
+    if config.acquisition == "random":
+        return "random"
+    return f"{model} ({config.acquisition})"
+
+
+def schedule_sizes(config: ExperimentConfig) -> list[int]:
+    """The labelled-set sizes of the config's schedule."""
+    schedule = config.schedule if isinstance(config.schedule, str) else list(config.schedule)
+    return active.schedule(schedule, config.budget)
+
+
+def _validate(config: ExperimentConfig) -> None:
+    """Every field against its rule; the rules are the library's, named as config fields."""
+    c = config
+
+    def field(name: str) -> str:
+        return f"config field {name!r}"
+
+    def whole(name, minimum=1, optional=False):
+        value = checks.whole_number(field(name), getattr(c, name), minimum, optional)
+        object.__setattr__(c, name, value)  # a numpy integer becomes an int: config.json is JSON
+
+    def number(name, minimum=0.0, strict=False):
+        checks.finite_number(field(name), getattr(c, name), minimum, strict)
+
+    def choice(name, allowed):
+        checks.one_of(field(name), getattr(c, name), allowed)
+
+    data.check_source(
+        c.dataset, c.data_path, dataset=field("dataset"), path_name=field("data_path")
+    )
+    if c.data_path is not None and not isinstance(c.data_path, str):  # config.json stores text
+        raise ValueError(f"{field('data_path')} must be a path or null, got {c.data_path!r}")
+    whole("train_subset", optional=True)
+    whole("test_subset", optional=True)
+    whole("budget")
+    try:
+        schedule_sizes(c)
+    except ValueError as error:
+        raise ValueError(
+            f"{field('schedule')} must be a valid schedule for budget {c.budget} ({error}), "
+            f"got {c.schedule!r}"
+        ) from None
+    ensemble.elbo_multiple(c.beta, field("beta"))
+    object.__setattr__(c, "members", ensemble.check_members(c.members, c.beta, field("members")))
+    choice("member", tuple(models.MEMBERS))
+    whole("width")
+    choice("layout", ensemble.LAYOUTS)
+    kl.check_form(c.kl_form, field("kl_form"))
+    checks.flag(field("regularize_batchnorm"), c.regularize_batchnorm)
+    choice("acquisition", acquisition.names())
+    whole("epochs")
+    whole("batch_size")
+    choice("optimizer", training.OPTIMIZERS)
+    number("learning_rate", strict=True)
+    number("momentum")
+    number("weight_decay")
+    choice("lr_schedule", training.LR_SCHEDULES)
+    checks.flag(field("augment"), c.augment)
+    checks.flag(field("mixed_precision"), c.mixed_precision)
+    whole("trials")
+    whole("seed", minimum=0)
+    whole("eval_batch_size")
+    whole("shift_samples", minimum=0)
+    if not isinstance(c.name, str):
+        raise ValueError(f"{field('name')} must be a string, got {c.name!r}")
