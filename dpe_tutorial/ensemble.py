@@ -16,6 +16,38 @@ sum_e mean CE_e + (E / N) KL, which is this objective with beta = E / N.
 multiple of E / N (as in the cold-posterior and KL-annealing literature), that
 also follows N as the labelled set grows; a plain number fixes beta (the seed
 post uses 1e-5).
+
+The arguments of :class:`DeepProbabilisticEnsemble`:
+
+input_shape: ``(height, width, channels)`` of the images, or
+    ``(features,)`` for feature vectors (with the ``"mlp"`` member).
+n_classes: number of classes.
+n_members: E, the number of members (at least 2 when beta > 0).
+member: name of a member builder in :mod:`dpe_tutorial.models`
+    (``"resnet18"``, ``"small_cnn"``, ``"mlp"``, or one added with
+    :func:`~dpe_tutorial.models.register_member`).
+member_kwargs: extra arguments for the builder, such as ``{"width": 16}``.
+layout: ``"branches"`` builds E separate member networks side by side
+    (what the seed did); ``"grouped"`` fuses them into one network
+    with grouped convolutions. Same model, different speed.
+beta: weight of the KL penalty: a number >= 0 (0 is a plain
+    ensemble), ``"elbo"`` for E / N, or ``"elbo*F"`` for F times E / N
+    (a tempered ELBO; "On beta" above).
+kl_form: ``"exclusive"`` KL(q||p), ``"inclusive"`` KL(p||q) or
+    ``"paper"`` (:mod:`dpe_tutorial.kl`).
+regularize_batchnorm: also put the papers' priors on batch-norm
+    scales (mean 1) and offsets (mean 0), variance 0.01.
+mixed_precision: compute in bfloat16 (for GPUs); variables, logits
+    and the loss stay float32.
+labeled_size: N for ``beta="elbo"``. When None, ``fit`` takes the
+    number of training samples it is given.
+input_mean, input_std: per-channel statistics of the training images
+    (pixel units), or per-feature ones for feature vectors; inputs,
+    which may be ``uint8``, are standardised with them inside the
+    model, so raw images go in everywhere.
+augment: when training, pad by 4 pixels, crop back at random and flip
+    horizontally (Keras preprocessing layers: on the device, every
+    backend). Never applied when predicting or evaluating. Images only.
 """
 
 from __future__ import annotations
@@ -38,6 +70,8 @@ LAYOUTS = ("branches", "grouped")
 # has one trial per arm so far, too few to separate these betas from noise.
 DEFAULT_BETA = "elbo*0.1"
 _TEMPERED = re.compile(r"^elbo\s*\*\s*(\S+)$")
+# What training reports, in the order compute_loss hands them to the trackers.
+_TRACKED = ("cross_entropy", "kl", "beta", "ensemble_accuracy", "member_accuracy")
 
 
 def elbo_multiple(beta, name: str = "beta") -> float | None:
@@ -84,36 +118,7 @@ def check_members(n_members, beta, name: str = "n_members") -> int:
 class DeepProbabilisticEnsemble(keras.Model):
     """An ensemble of E networks whose output stacks their logits to ``(batch, E, classes)``.
 
-    Args:
-        input_shape: ``(height, width, channels)`` of the images, or
-            ``(features,)`` for feature vectors (with the ``"mlp"`` member).
-        n_classes: number of classes.
-        n_members: E, the number of members (at least 2 when beta > 0).
-        member: name of a member builder in :mod:`dpe_tutorial.models`
-            (``"resnet18"``, ``"small_cnn"``, ``"mlp"``, or one added with
-            :func:`~dpe_tutorial.models.register_member`).
-        member_kwargs: extra arguments for the builder, such as ``{"width": 16}``.
-        layout: ``"branches"`` builds E separate member networks side by side
-            (what the seed did); ``"grouped"`` fuses them into one network
-            with grouped convolutions. Same model, different speed.
-        beta: weight of the KL penalty: a number >= 0 (0 is a plain
-            ensemble), ``"elbo"`` for E / N, or ``"elbo*F"`` for F times E / N
-            (a tempered ELBO; module docstring).
-        kl_form: ``"exclusive"`` KL(q||p), ``"inclusive"`` KL(p||q) or
-            ``"paper"`` (:mod:`dpe_tutorial.kl`).
-        regularize_batchnorm: also put the papers' priors on batch-norm
-            scales (mean 1) and offsets (mean 0), variance 0.01.
-        mixed_precision: compute in bfloat16 (for GPUs); variables, logits
-            and the loss stay float32.
-        labeled_size: N for ``beta="elbo"``. When None, ``fit`` takes the
-            number of training samples it is given.
-        input_mean, input_std: per-channel statistics of the training images
-            (pixel units), or per-feature ones for feature vectors; inputs,
-            which may be ``uint8``, are standardised with them inside the
-            model, so raw images go in everywhere.
-        augment: when training, pad by 4 pixels, crop back at random and flip
-            horizontally (Keras preprocessing layers: on the device, every
-            backend). Never applied when predicting or evaluating. Images only.
+    The arguments are described in the module docstring ("The arguments").
 
     Compile it with an optimizer only: the loss is the DPE objective. Training
     reports ``cross_entropy``, ``kl`` (the unweighted penalty), ``beta``,
@@ -178,11 +183,8 @@ class DeepProbabilisticEnsemble(keras.Model):
         if labeled_size is not None:
             self.set_labeled_size(labeled_size)
 
-        self.cross_entropy_tracker = keras.metrics.Mean(name="cross_entropy")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
-        self.beta_tracker = keras.metrics.Mean(name="beta")
-        self.ensemble_accuracy_tracker = keras.metrics.Mean(name="ensemble_accuracy")
-        self.member_accuracy_tracker = keras.metrics.Mean(name="member_accuracy")
+        for name in _TRACKED:  # self.cross_entropy_tracker, ...: what training reports
+            setattr(self, f"{name}_tracker", keras.metrics.Mean(name=name))
         self.build((None, *self.image_shape))
 
     # -- the model ---------------------------------------------------------
@@ -234,12 +236,9 @@ class DeepProbabilisticEnsemble(keras.Model):
         return cross_entropy + beta * kl_penalty
 
     def _track(self, logits, labels, cross_entropy, penalty, beta) -> None:
-        ensemble_accuracy, member_accuracy = _accuracies(logits, labels)
-        self.cross_entropy_tracker.update_state(cross_entropy)
-        self.kl_tracker.update_state(penalty)
-        self.beta_tracker.update_state(beta)
-        self.ensemble_accuracy_tracker.update_state(ensemble_accuracy)
-        self.member_accuracy_tracker.update_state(member_accuracy)
+        values = (cross_entropy, penalty, beta, *_accuracies(logits, labels))
+        for name, value in zip(_TRACKED, values, strict=True):
+            getattr(self, f"{name}_tracker").update_state(value)
 
     def compile(self, optimizer="adam", loss=None, **kwargs):
         """Compile with an optimizer; the loss is the DPE objective and cannot be replaced."""

@@ -2,9 +2,10 @@
 
 A run is one method (acquisition score, beta, KL form) over one or more
 trials; its config is a :class:`~dpe_tutorial.config.ExperimentConfig` and
-its folder's files are :mod:`dpe_tutorial.results`' (``config.json``,
-``results.csv``, round files and checkpoints). :class:`EnsembleLearner`
-trains one round's ensemble, resumable after any epoch;
+its folder's files are :mod:`dpe_tutorial.results`' (``results.csv``, round
+files and checkpoints) and :mod:`dpe_tutorial.run_record`'s (``config.json``).
+:class:`EnsembleLearner` trains one round's ensemble, resumable after any
+epoch (:mod:`dpe_tutorial.epoch_checkpoint`);
 :func:`run_comparison` runs several methods side by side.
 
 Rerunning into the same folder resumes (within a round, from its last
@@ -16,8 +17,6 @@ refused, never overwritten.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import math
 import os
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import active, data, lock, metrics, progress, results, shifts, training
+from . import active, data, lock, metrics, progress, results, run_record, shifts, training
 from .config import (  # noqa: F401  (configs are importable from here, as they were)
     PRESETS,
     ExperimentConfig,
@@ -38,7 +37,7 @@ from .config import (  # noqa: F401  (configs are importable from here, as they 
     schedule_sizes,
     with_baselines,
 )
-from .files import atomic_write
+from .epoch_checkpoint import EpochCheckpoint, EpochSaver, round_identity
 
 
 def run_comparison(configs, out_root, quiet: bool = False) -> list[Path]:
@@ -104,7 +103,7 @@ class EnsembleLearner(active.Learner):
         if first == c.epochs:
             return
         bar = None if self.quiet else progress.EpochBar(c.epochs, first)
-        saver = _EpochSaver(lambda epoch: self._save(epoch, identity), c.epochs, self)
+        saver = EpochSaver(lambda epoch: self._save(epoch, identity), c.epochs, self)
         callbacks = [DivergenceCheck(self._divergence_message), saver] + ([bar] if bar else [])
         batches = EpochOrder(images, labels, c.batch_size, self.seed, first)
         try:
@@ -175,46 +174,19 @@ class EnsembleLearner(active.Learner):
         return training.compile_for_training(model, chosen)
 
     def _identity(self, images, labels) -> dict:
-        """What an epoch checkpoint must have been saved for to be resumed from."""
-        return {
-            "where": self.where,
-            "n_labelled": len(images),
-            "epochs": self.config.epochs,
-            "seed": self.seed,
-            "data": _digest(images, labels),
-        }
+        return round_identity(self.where, images, labels, self.config.epochs, self.seed)
 
     def _state(self) -> list:
         """Every variable training reads or changes; model.variables includes the seed states."""
         return [*self.model.variables, *self.model.optimizer.variables]
 
     def _save(self, epoch: int, identity: dict) -> None:
-        if self.epoch_checkpoint is None:
-            return
-        arrays = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self._state())}
-        arrays["meta"] = np.array(json.dumps({**identity, "epoch": epoch}))
-        # one file, replaced atomically: the epoch and the values it describes never disagree
-        atomic_write(self.epoch_checkpoint, lambda handle: np.savez(handle, **arrays))
+        EpochCheckpoint(self.epoch_checkpoint, self.where).save(self._state(), epoch, identity)
 
     def _restore(self, identity: dict) -> int:
         """The number of epochs already trained, after loading their state; 0 when none."""
-        path = self.epoch_checkpoint
-        if path is None or not path.exists():
-            return 0
-        variables = self._state()
-        try:
-            epoch, values = _read_epoch_checkpoint(path, identity, variables)
-        except ValueError as problem:
-            results.note(
-                f"epoch checkpoint {path} is unusable ({problem}); {self.where} restarts from "
-                "its first epoch and replaces it"
-            )
-            return 0
-        for variable, value in zip(variables, values, strict=True):
-            variable.assign(value)
-        if self.session is not None:
-            self.session["resumed"].append({"round": self.where, "from_epoch": epoch})
-        return epoch
+        checkpoint = EpochCheckpoint(self.epoch_checkpoint, self.where, self.session)
+        return checkpoint.restore(self._state(), identity)
 
     def _divergence_message(self, epoch: int, loss: float) -> str:
         return (
@@ -228,38 +200,6 @@ class EnsembleLearner(active.Learner):
         if c.beta != 0:
             change += f" or a smaller beta (now {beta_label(c.beta)})"
         return f"Rerun into a new output folder with {change}"
-
-
-def _read_epoch_checkpoint(path: Path, identity: dict, variables: list) -> tuple[int, list]:
-    """(epochs trained, values in the order of ``variables``); ValueError says what is wrong."""
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            meta = json.loads(str(stored["meta"]))
-            names = set(stored.files) - {"meta"}
-            values = [stored[f"v{i}"] for i in range(min(len(variables), len(names)))]
-    except Exception as error:  # zipfile, zlib, numpy and json each raise their own
-        raise ValueError(f"{type(error).__name__}: {error}") from None
-    if not isinstance(meta, dict) or {k: meta.get(k) for k in identity} != identity:
-        raise ValueError("it was saved for another round or labelled set")
-    epoch = meta.get("epoch")
-    if not isinstance(epoch, int) or not 1 <= epoch <= identity["epochs"]:
-        raise ValueError(f"its epoch {epoch!r} is not in 1..{identity['epochs']}")
-    if len(names) != len(variables):
-        raise ValueError(f"it holds {len(names)} variables, the model has {len(variables)}")
-    for variable, value in zip(variables, values, strict=True):
-        if value.shape != tuple(variable.shape) or value.dtype != np.dtype(variable.dtype):
-            raise ValueError(
-                f"{variable.path} is {value.dtype}{list(value.shape)} there, "
-                f"{variable.dtype}{list(variable.shape)} in the model"
-            )
-    return epoch, values
-
-
-def _digest(*arrays: np.ndarray) -> str:
-    digest = hashlib.sha256()
-    for array in arrays:
-        digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
-    return digest.hexdigest()
 
 
 class EpochOrder(keras.utils.PyDataset):
@@ -294,25 +234,6 @@ class EpochOrder(keras.utils.PyDataset):
             self._orders = {epoch: rng.permutation(len(self.images))}  # the current epoch only
         chosen = self._orders[epoch][batch * self.batch_size : (batch + 1) * self.batch_size]
         return self.images[chosen], self.labels[chosen]
-
-
-class _EpochSaver(keras.callbacks.Callback):
-    """Saves the round's state after the first and last epochs, and at most once an interval."""
-
-    def __init__(self, save: Callable[[int], None], epochs: int, learner: EnsembleLearner):
-        super().__init__()
-        self.save, self.epochs, self.learner = save, epochs, learner
-        self.last_save = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        done = epoch + 1
-        now = time.monotonic()
-        due = self.last_save is None or now - self.last_save >= self.learner.checkpoint_interval
-        if due or done == self.epochs:
-            self.save(done)
-            self.last_save = now
-        if self.learner.session is not None:
-            self.learner.session["epochs_trained"] += 1
 
 
 class DivergenceCheck(keras.callbacks.Callback):
@@ -352,7 +273,7 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False, trial
     with lock.hold(out_dir):
         results.remove_partial_files(out_dir)
         sizes = schedule_sizes(config)
-        record = results.existing_run(out_dir / "config.json", config, sizes)
+        record = run_record.existing_run(out_dir / "config.json", config, sizes)
         if record is None:
             results.refuse_foreign_folder(out_dir)
         done = results.check_folder(
@@ -362,7 +283,7 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False, trial
         split = None
         if pending:  # a finished run needs no data: it is neither loaded nor checked
             split = load_data(config)
-            record = results.record_for(record, config, split, sizes, out_dir)
+            record = run_record.record_for(record, config, split, sizes, out_dir)
         results.sync_results(out_dir, config)
         session = {
             "started": _now(),
@@ -372,13 +293,13 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False, trial
             "resumed": [],
         }
         record["sessions"].append(session)
-        results.write_record(out_dir, record)
+        run_record.write_record(out_dir, record)
         start = time.perf_counter()
         if pending:
             _run_trials(config, out_dir, split, sizes, pending, record, quiet)
         session.update(finished=_now(), wall_seconds=round(time.perf_counter() - start, 3))
         record["wall_seconds"] = round(sum(s["wall_seconds"] or 0 for s in record["sessions"]), 3)
-        results.write_record(out_dir, record)
+        run_record.write_record(out_dir, record)
         return pd.read_csv(out_dir / "results.csv")
 
 
@@ -428,7 +349,7 @@ def _run_trials(config, out_dir: Path, split, sizes, pending, record, quiet: boo
             results.write_results(out_dir, config)  # a table every round
             # the round is in its checkpoint now: its epoch state is no longer needed
             results.epoch_checkpoint(out_dir, trial, len(rows) - 1).unlink(missing_ok=True)
-            results.write_record(out_dir, record)  # the session's epoch count so far
+            run_record.write_record(out_dir, record)  # the session's epoch count so far
 
         active.run_trial(
             train_images=pool.images,

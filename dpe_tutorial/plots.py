@@ -4,9 +4,9 @@ Everything here reads, through :mod:`dpe_tutorial.results`, the folders that
 :func:`dpe_tutorial.experiment.run_experiment` writes (``config.json``,
 ``results.csv`` and ``rounds/trial{t}_round{r}.npz``) and needs only
 matplotlib, pandas and numpy, so figures can be remade on any
-machine without Keras or the data the runs trained on. Test labels, pool labels
-and pool images are not stored in a results folder: the functions that need
-them take them as arguments.
+machine without Keras or the data the runs trained on. Here: learning curves
+and tables over runs, and saving; the figures of one round (reliability,
+scores, class balance, acquired images) are in :mod:`dpe_tutorial.round_figures`.
 
 Each figure function draws with matplotlib's object-oriented API: it builds a
 new :class:`~matplotlib.figure.Figure` (or draws into the ``ax`` it is given)
@@ -41,9 +41,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
-from . import checks, metrics
 from .files import atomic_write
 
 # The readers live with the writer in results; importable from here for notebooks.
@@ -93,7 +91,7 @@ def learning_curves(runs: Sequence[Run], metric: str = "ensemble_accuracy", ax=N
     """
     runs = as_runs(runs)
     _check_metric(runs, metric)
-    figure, ax = _figure_and_axes(ax, figsize=(6.4, 4.4))
+    figure, ax = figure_and_axes(ax, figsize=(6.4, 4.4))
     for run, label in zip(runs, _labels(runs), strict=True):
         table = _per_size(run, metric)
         (line,) = ax.plot(table.index, table["mean"], marker="o", label=label)
@@ -197,233 +195,6 @@ def _metric_columns(runs: Sequence[Run]) -> list[str]:
     ]
 
 
-# -- figures of one round ------------------------------------------------------
-
-
-def reliability_diagram(
-    run: Run,
-    test_labels,
-    trial: int = 0,
-    round: int | None = None,
-    bins: int = metrics.ECE_BINS,
-    ax=None,
-) -> Figure:
-    """Accuracy per confidence bin of the ensemble's test predictions after one round.
-
-    Bars are the accuracy of each equal-width confidence bin (from
-    :func:`dpe_tutorial.metrics.reliability`); hatched bars show the gap to the
-    bin's mean confidence, and the diagonal is perfect calibration. The title
-    gives the ECE over the same bins. ``round=None`` shows the last round.
-    """
-    checks.whole_number("bins", bins, minimum=1)
-    if round is None:
-        round = saved_rounds(run, trial)[-1]
-    arrays = load_round(run, trial, round)
-    probs = arrays["test_probs"].astype(np.float64)
-    labels = _check_labels(test_labels, probs.shape[0], probs.shape[1], "test_labels", "test set")
-    table = metrics.reliability(probs, labels, bins)
-    ece = metrics.expected_calibration_error(probs, labels, bins)
-    filled = table["count"] > 0
-    accuracy = np.where(filled, table["accuracy"], 0.0)
-    confidence = np.where(filled, table["confidence"], 0.0)
-
-    figure, ax = _figure_and_axes(ax, figsize=(4.8, 4.8))
-    width = table["upper"] - table["lower"]
-    ax.bar(
-        table["lower"],
-        accuracy,
-        width=width,
-        align="edge",
-        edgecolor="black",
-        linewidth=0.5,
-        label="accuracy",
-    )
-    ax.bar(
-        table["lower"],
-        confidence - accuracy,
-        bottom=accuracy,
-        width=width,
-        align="edge",
-        color="none",
-        edgecolor="tab:red",
-        hatch="//",
-        linewidth=0.5,
-        label="gap to confidence",
-    )
-    ax.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="grey", label="perfect calibration")
-    ax.set_xlim(0.0, 1.0)
-    ax.set_ylim(0.0, 1.0)
-    ax.set_aspect("equal")
-    ax.set_xlabel("confidence (largest mean probability)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(
-        f"{run.method}\ntrial {trial}, round {round} ({arrays['labelled'].size} labels): "
-        f"ECE = {ece:.3f}",
-        fontsize="medium",
-    )
-    ax.legend(loc="upper left", fontsize="small")
-    return figure
-
-
-def score_histograms(run: Run, trial: int = 0, ax=None) -> Figure:
-    """Per round that acquired: the scores of the unlabelled pool, one colour per round.
-
-    Every round's histogram uses the same bins. A dashed line of the round's
-    colour marks its threshold, the lowest score it acquired: the images at or
-    above it were labelled next.
-    """
-    acquiring = []
-    for round in saved_rounds(run, trial):
-        arrays = load_round(run, trial, round)
-        if arrays["acquired"].size:
-            acquiring.append((round, arrays))
-    if not acquiring:
-        raise ValueError(f"trial {trial} of {run.path} has no round that acquired images")
-    scores = [arrays["pool_scores"].astype(np.float64) for _, arrays in acquiring]
-    edges = np.histogram_bin_edges(np.concatenate(scores), bins=30)
-    colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, len(acquiring)))
-
-    figure, ax = _figure_and_axes(ax, figsize=(6.4, 4.4))
-    for (round, arrays), pool_scores, colour in zip(acquiring, scores, colours, strict=True):
-        counts, _ = np.histogram(pool_scores, bins=edges)
-        ax.stairs(
-            counts,
-            edges,
-            color=colour,
-            linewidth=1.5,
-            label=f"round {round}: {arrays['labelled'].size} labelled, "
-            f"{arrays['acquired'].size} acquired",
-        )
-        ax.axvline(
-            float(arrays["acquired_scores"].min()), color=colour, linestyle="--", linewidth=1.0
-        )
-    ax.set_xlabel(f"{_acquisition(run)} score")
-    ax.set_ylabel("unlabelled pool images")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(f"{run.method}: pool scores per round (trial {trial})", fontsize="medium")
-    ax.legend(title="dashed: lowest acquired score", fontsize="small", title_fontsize="small")
-    return figure
-
-
-def class_balance(
-    run: Run, pool_labels, class_names: Sequence[str] | None, trial: int = 0, ax=None
-) -> Figure:
-    """Per round, the fraction of each class in the labelled set, as stacked bars.
-
-    ``class_names=None`` takes the names config.json recorded.
-    """
-    if class_names is None:
-        class_names = (run.record.get("dataset") or {}).get("class_names")
-        if not class_names:
-            raise ValueError(f"class_names not given and {run.path}/config.json records none")
-    class_names = [str(name) for name in class_names]
-    n_classes = len(class_names)
-    rounds = saved_rounds(run, trial)
-    labelled = [load_round(run, trial, round)["labelled"] for round in rounds]
-    pool_labels = _check_labels(pool_labels, _pool_size(run), n_classes, "pool_labels", "pool")
-    largest = max((int(indices.max()) for indices in labelled if indices.size), default=-1)
-    if largest >= pool_labels.shape[0]:
-        raise ValueError(
-            f"pool_labels has {pool_labels.shape[0]} labels but trial {trial} labelled pool "
-            f"index {largest}"
-        )
-    fractions = np.stack(
-        [
-            np.bincount(pool_labels[indices], minlength=n_classes) / indices.size
-            if indices.size
-            else np.zeros(n_classes)
-            for indices in labelled
-        ]
-    )
-
-    figure, ax = _figure_and_axes(ax, figsize=(6.4, 4.4))
-    positions = np.arange(len(rounds))
-    colours = _class_colours(n_classes)
-    bottom = np.zeros(len(rounds))
-    for index, name in enumerate(class_names):
-        ax.bar(
-            positions,
-            fractions[:, index],
-            bottom=bottom,
-            color=colours[index],
-            label=name,
-            width=0.8,
-        )
-        bottom = bottom + fractions[:, index]
-    ax.set_xticks(positions, [str(indices.size) for indices in labelled])
-    ax.set_ylim(0.0, 1.0)
-    ax.set_xlabel("labelled images")
-    ax.set_ylabel("fraction of the labelled set")
-    ax.set_title(f"{run.method}: classes labelled (trial {trial})", fontsize="medium")
-    if n_classes <= 20:
-        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
-    return figure
-
-
-def acquired_grid(
-    run: Run,
-    pool_images,
-    trial: int = 0,
-    round: int = 0,
-    count: int = 16,
-    class_names: Sequence[str] | None = None,
-    pool_labels=None,
-) -> Figure:
-    """The first ``count`` images acquired after a round, highest score first.
-
-    Each image is titled with its score, and with its class when
-    ``pool_labels`` are given (the name from ``class_names``, else the
-    number). Fewer images are shown when the round acquired fewer.
-    """
-    checks.whole_number("count", count, minimum=1)
-    if class_names is not None and pool_labels is None:
-        raise ValueError("class_names needs pool_labels: the names are looked up by label")
-    images = np.asarray(pool_images)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] not in (1, 3, 4):
-        raise ValueError(
-            "pool_images must be uint8 with shape (n, height, width, channels) and 1, 3 or 4 "
-            f"channels, got dtype {images.dtype} and shape {images.shape}"
-        )
-    arrays = load_round(run, trial, round)
-    acquired, scores = arrays["acquired"][:count], arrays["acquired_scores"][:count]
-    if not acquired.size:
-        raise ValueError(
-            f"round {round} of trial {trial} acquired no images (the last round acquires none)"
-        )
-    if acquired.max() >= images.shape[0]:
-        raise ValueError(
-            f"pool_images has {images.shape[0]} images but round {round} acquired pool index "
-            f"{int(acquired.max())}"
-        )
-    labels = None
-    if pool_labels is not None:
-        n_classes = len(class_names) if class_names is not None else None
-        labels = _check_labels(pool_labels, images.shape[0], n_classes, "pool_labels", "pool")
-
-    columns = math.ceil(math.sqrt(acquired.size))
-    rows = math.ceil(acquired.size / columns)
-    figure = Figure(figsize=(1.5 * columns, 1.7 * rows + 0.4), layout="constrained")
-    for position, (index, score) in enumerate(zip(acquired, scores, strict=True)):
-        ax = figure.add_subplot(rows, columns, position + 1)
-        image = images[index]
-        if image.shape[2] == 1:
-            ax.imshow(image[:, :, 0], cmap="gray", vmin=0, vmax=255)
-        else:
-            ax.imshow(image)
-        title = f"{float(score):.3g}"
-        if labels is not None:
-            label = int(labels[index])
-            title += f"\n{class_names[label] if class_names is not None else label}"
-        ax.set_title(title, fontsize="small")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    figure.suptitle(
-        f"{run.method}: first {acquired.size} acquired after round {round} (trial {trial})",
-        fontsize="medium",
-    )
-    return figure
-
-
 # -- saving --------------------------------------------------------------------
 
 
@@ -501,43 +272,8 @@ def _crossing(sizes: np.ndarray, values: np.ndarray, target: float, lower: bool)
     return float(x0 + (target - y0) * (x1 - x0) / (y1 - y0))
 
 
-def _pool_size(run: Run) -> int | None:
-    """The pool size config.json records (None when it does not)."""
-    size = (run.record.get("dataset") or {}).get("pool_size")
-    return int(size) if isinstance(size, int) else None
-
-
-def _check_labels(labels, size: int | None, n_classes: int | None, name: str, what: str):
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"{name} must be a 1-D array of integer labels, got dtype {labels.dtype} "
-            f"and shape {labels.shape}"
-        )
-    if size is not None and labels.shape[0] != size:
-        raise ValueError(
-            f"{name} must hold one label per {what} image ({size}), got {labels.shape[0]}"
-        )
-    if labels.size and (labels.min() < 0 or (n_classes is not None and labels.max() >= n_classes)):
-        bound = f"[0, {n_classes})" if n_classes is not None else ">= 0"
-        raise ValueError(f"{name} must lie in {bound}, got {labels.min()}..{labels.max()}")
-    return labels.astype(np.int64)
-
-
-def _acquisition(run: Run) -> str:
-    return str(run.config.get("acquisition") or run.results["acquisition"].iloc[0])
-
-
-def _class_colours(n_classes: int) -> np.ndarray:
-    if n_classes <= 10:
-        return matplotlib.colormaps["tab10"](np.arange(n_classes))
-    if n_classes <= 20:
-        return matplotlib.colormaps["tab20"](np.arange(n_classes))
-    return matplotlib.colormaps["viridis"](np.linspace(0.0, 1.0, n_classes))
-
-
-def _figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
-    """A new figure with one axes, or the figure that holds ax."""
+def figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    """A new figure with one axes, or the figure that holds ax (here and in round_figures)."""
     if ax is None:
         figure = Figure(figsize=figsize, layout="constrained")
         return figure, figure.add_subplot()

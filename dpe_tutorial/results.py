@@ -2,11 +2,12 @@
 
 A run is one method (acquisition score, beta, KL form) over one or more
 trials. :func:`dpe_tutorial.experiment.run_experiment` writes, through the
-writers here:
+writers here and in :mod:`dpe_tutorial.run_record`:
 
-- ``config.json``: the resolved config and provenance (dataset with its
-  fingerprint, package and library versions, backend, device, git commit, and
-  per session the start and end times, epochs trained and rounds resumed);
+- ``config.json`` (run_record): the resolved config and provenance (dataset
+  with its fingerprint, package and library versions, backend, device, git
+  commit, and per session the start and end times, epochs trained and rounds
+  resumed);
 - ``results.csv``: one row per trial and round, derived from the checkpoints;
 - ``rounds/trial{t}_round{r}.npz``: the labelled indices of the round, the
   indices acquired after it with their scores, the scores of the whole
@@ -42,9 +43,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from . import active, data, lock, provenance
+from . import active, lock
 from .active import RESULT_COLUMNS
-from .files import atomic_write, read_checked_json
+from .files import atomic_write
 
 if TYPE_CHECKING:
     from .config import ExperimentConfig
@@ -100,83 +101,6 @@ def refuse_foreign_folder(out_dir: Path) -> None:
         f"{out_dir} is not empty ({shown}) and is not a results folder (no config.json); "
         "choose a new or empty folder"
     )
-
-
-# -- writing: config.json -------------------------------------------------------
-
-
-def existing_run(config_path: Path, config: ExperimentConfig, sizes: list[int]) -> dict | None:
-    """The record of the run in the folder, checked to be whole and of ``config``; None if new."""
-    record = read_checked_json(
-        config_path,
-        lambda record: _record_problem(record, sizes),
-        what=str(config_path),
-        advice="it says which config and data the folder holds, so it cannot be rebuilt: "
-        "restore it from a backup, or choose another output folder",
-    )
-    if record is None:
-        return None
-    stored, wanted = record["config"], config.to_dict()
-    if stored != wanted:
-        changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
-        raise ValueError(
-            f"{config_path.parent} holds a run of another config "
-            f"(differs in {', '.join(changed)}); choose another output folder"
-        )
-    return record
-
-
-def _record_problem(record, sizes: list[int]) -> str | None:
-    if not isinstance(record, dict):
-        return "not a JSON object"
-    for key, kind in (("config", dict), ("dataset", dict), ("sessions", list)):
-        if not isinstance(record.get(key), kind):
-            return f"no '{key}' {kind.__name__}"
-    if record.get("schedule_sizes") != sizes:
-        return f"its schedule_sizes are not {sizes}"
-    return None
-
-
-def record_for(record, config: ExperimentConfig, split: data.Split, sizes, out_dir: Path) -> dict:
-    """A new run's record, or the existing one once its data fingerprint matches ``split``."""
-    pool, test = split.train, split.test
-    found = {
-        "provenance": pool.provenance,
-        "pool_size": len(pool),
-        "test_size": len(test),
-        "class_names": list(pool.class_names),
-        "fingerprint": data.fingerprint(split),
-    }
-    if record is None:
-        return {
-            "config": config.to_dict(),
-            "method": config.method,
-            "schedule_sizes": sizes,
-            "dataset": {"name": config.dataset, **found},
-            "environment": provenance.environment(),
-            "sessions": [],
-        }
-    stored = record["dataset"]
-    if stored.get("fingerprint") is None:
-        stored["fingerprint"] = found["fingerprint"]
-        note(f"{out_dir}/config.json had no data fingerprint (an older run); recorded this data's")
-    elif stored["fingerprint"] != found["fingerprint"]:
-        changed = [
-            f"{key} {stored.get(key)!r} -> {value!r}"
-            for key, value in found.items()
-            if key != "fingerprint" and stored.get(key) != value
-        ]
-        what = "; ".join(changed) or "same source and sizes, other pixels, labels or order"
-        raise ValueError(
-            f"{out_dir} holds a run on other data (fingerprint {stored['fingerprint'][7:19]} "
-            f"-> {found['fingerprint'][7:19]}: {what}); point the config at the data the run "
-            "used, or choose another output folder"
-        )
-    return record
-
-
-def write_record(out_dir: Path, record: dict) -> None:
-    atomic_write(out_dir / "config.json", json.dumps(record, indent=2))
 
 
 # -- writing: rounds and checkpoints ---------------------------------------------

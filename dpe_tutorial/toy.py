@@ -214,6 +214,25 @@ def active_learning_curve(
     has the columns of :data:`dpe_tutorial.active.RESULT_COLUMNS` but
     ``trial``, and ``acquired``: the pool indices labelled after each round.
     """
+    return trial_table(
+        data,
+        sizes,
+        acquisition_name,
+        seed,
+        lambda round_index, _: ToyLearner(
+            data.n_classes, seed=1000 * seed + round_index, **settings
+        ),
+    )
+
+
+def trial_table(
+    data: ToyData, sizes, acquisition_name: str, seed: int, make_learner
+) -> pd.DataFrame:
+    """:func:`dpe_tutorial.active.run_trial` on ``data`` with a throw-away checkpoint, as a table.
+
+    ``make_learner(round_index, labelled)`` trains each round; the table has a
+    row per round and the column ``acquired``: the pool indices labelled after it.
+    """
     acquired = []
     with tempfile.TemporaryDirectory() as folder:
         rows = active.run_trial(
@@ -222,9 +241,7 @@ def active_learning_curve(
             test_images=data.x_test,
             test_labels=data.y_test,
             sizes=sizes,
-            make_learner=lambda round_index, _: ToyLearner(
-                data.n_classes, seed=1000 * seed + round_index, **settings
-            ),
+            make_learner=make_learner,
             acquisition_name=acquisition_name,
             seed=seed,
             checkpoint=Path(folder) / "checkpoint.json",

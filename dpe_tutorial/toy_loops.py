@@ -15,14 +15,12 @@ cost.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import active, toy
+from . import toy
 
 
 def _key(seed: int, images, labels) -> tuple:
@@ -77,27 +75,15 @@ def active_learning_curves(
             raise ValueError("reuse holds (x, y, model) triples")
         x, y, model = item
         trained[_key(1000 * seed, x, y)] = model
-    curves = {}
-    for name in acquisition_names:
-        acquired = []
-        with tempfile.TemporaryDirectory() as folder:
-            rows = active.run_trial(
-                train_images=data.x_train,
-                train_labels=data.y_train,
-                test_images=data.x_test,
-                test_labels=data.y_test,
-                sizes=sizes,
-                make_learner=lambda round_index, _: SharedToyLearner(
-                    trained, data.n_classes, seed=1000 * seed + round_index, **settings
-                ),
-                acquisition_name=name,
-                seed=seed,
-                checkpoint=Path(folder) / "checkpoint.json",
-                on_round=lambda row, output, acquired=acquired: acquired.append(
-                    output.acquired.astype(np.int64)
-                ),
-            )
-        table = pd.DataFrame(rows)
-        table["acquired"] = acquired
-        curves[name] = table
-    return curves
+    return {
+        name: toy.trial_table(
+            data,
+            sizes,
+            name,
+            seed,
+            lambda round_index, _: SharedToyLearner(
+                trained, data.n_classes, seed=1000 * seed + round_index, **settings
+            ),
+        )
+        for name in acquisition_names
+    }

@@ -13,7 +13,15 @@ import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from dpe_tutorial import illustrations, palette, plots, toy, tracing
+from dpe_tutorial import (
+    derivation_figures,
+    experiment_figures,
+    illustrations,
+    palette,
+    plots,
+    toy,
+    tracing,
+)
 from dpe_tutorial.conjugate import GaussianModel
 
 matplotlib.use("Agg")
@@ -247,7 +255,7 @@ def test_largest_deviation_is_the_max_absolute_difference():
 def test_conjugate_figures_use_the_palette_and_fit():
     model = GaussianModel(prior_mean=0.0, prior_var=1.0, noise_var=1.0)
     x = np.array([1.0, 2.0, 3.0])
-    figure = illustrations.conjugate_densities(model, x, (1.0, 0.4))
+    figure = derivation_figures.conjugate_densities(model, x, (1.0, 0.4))
     fits_the_column(figure)
     ax = figure.axes[0]
     assert {palette.colour(r).lower() for r in ("prior", "likelihood", "posterior", "q")} <= (
@@ -255,30 +263,30 @@ def test_conjugate_figures_use_the_palette_and_fit():
     )
     assert ax.get_legend() is not None
     with pytest.raises(ValueError, match="variance > 0"):
-        illustrations.conjugate_densities(model, x, (1.0, 0.0))
+        derivation_figures.conjugate_densities(model, x, (1.0, 0.0))
     a = np.linspace(-1, 1, 5)
-    figure = illustrations.elbo_gap(a, -(a**2), a**2, 0.0, 0.0)
+    figure = derivation_figures.elbo_gap(a, -(a**2), a**2, 0.0, 0.0)
     fits_the_column(figure)
     with pytest.raises(ValueError, match="1-D of one shape"):
-        illustrations.elbo_gap(a, a[:3], a, 0.0, 0.0)
+        derivation_figures.elbo_gap(a, a[:3], a, 0.0, 0.0)
 
 
 def test_elbo_landscape_colour_bar_names_the_gaps():
     a, log_b = np.linspace(-1, 1, 9), np.linspace(-1, 1, 7)
     elbo = -(a[None, :] ** 2) - 10 * log_b[:, None] ** 2
-    figure = illustrations.elbo_landscape(a, log_b, elbo, 0.0, (0.0, 0.0), (0.5, 0.5))
+    figure = derivation_figures.elbo_landscape(a, log_b, elbo, 0.0, (0.0, 0.0), (0.5, 0.5))
     fits_the_column(figure)
     colourbar = next(ax for ax in figure.axes if ax.get_label() == "<colorbar>")
     labels = [t.get_text() for t in colourbar.get_yticklabels()]
     assert labels[-1] == r"$\log p(x)$" and labels[0] == "gap 30"
     with pytest.raises(ValueError, match=r"elbo must have shape \(7, 9\)"):
-        illustrations.elbo_landscape(a, log_b, elbo.T, 0.0, (0, 0), (0, 0))
+        derivation_figures.elbo_landscape(a, log_b, elbo.T, 0.0, (0, 0), (0, 0))
 
 
 def test_kl_landscapes_show_their_range_on_a_log_colour_bar():
     u, t = np.linspace(-1, 1, 5), np.geomspace(0.5, 2, 4)
     values = (u[None, :] ** 2 + np.log(t[:, None]) ** 2) * 10
-    figure = illustrations.kl_landscapes(
+    figure = derivation_figures.kl_landscapes(
         u,
         t,
         {"exclusive": values, "paper": values + 3},
@@ -294,32 +302,34 @@ def test_kl_landscapes_show_their_range_on_a_log_colour_bar():
     panels = [ax for ax in figure.axes if ax.get_title()]
     assert [ax.get_title() for ax in panels] == ['"exclusive"', '"paper"']
     with pytest.raises(ValueError, match=r"must have shape \(4, 5\)"):
-        illustrations.kl_landscapes(u, t, {"exclusive": values.T}, {"exclusive": 0.0})
+        derivation_figures.kl_landscapes(u, t, {"exclusive": values.T}, {"exclusive": 0.0})
 
 
 def test_kl_slices_and_flow_check_their_shapes():
     t = np.geomspace(0.1, 10, 21)
     slices = {"exclusive": (t**2 - 1 - 2 * np.log(t)) / 2}
-    fits_the_column(illustrations.kl_slices(t, slices))
+    fits_the_column(derivation_figures.kl_slices(t, slices))
     with pytest.raises(ValueError, match="must have shape"):
-        illustrations.kl_slices(t, {"exclusive": t[:3]})
+        derivation_figures.kl_slices(t, {"exclusive": t[:3]})
     with pytest.raises(ValueError, match="positive spreads"):
-        illustrations.kl_slices(-t, slices)
+        derivation_figures.kl_slices(-t, slices)
     u, s = np.linspace(-1, 1, 6), np.linspace(0.5, 2, 5)
     field = u[None, :] ** 2 + s[:, None] ** 2
-    figure = illustrations.gradient_flow(u, s, {"exclusive": field}, u, {"exclusive": u * 0 + 1})
+    figure = derivation_figures.gradient_flow(
+        u, s, {"exclusive": field}, u, {"exclusive": u * 0 + 1}
+    )
     fits_the_column(figure)
     with pytest.raises(ValueError, match=r"must have shape \(5, 6\)"):
-        illustrations.gradient_flow(u, s, {"exclusive": field.T}, u, {})
+        derivation_figures.gradient_flow(u, s, {"exclusive": field.T}, u, {})
 
 
 def test_pooled_weights_needs_several_members():
     stacked = np.random.default_rng(0).normal(0, 0.1, size=(8, 3, 3, 2, 4))
-    figure = illustrations.pooled_weights(stacked, 0.01)
+    figure = derivation_figures.pooled_weights(stacked, 0.01)
     fits_the_column(figure)
     assert figure.axes[1].get_title() == "Spread of all 72 weights"
     with pytest.raises(ValueError, match="members >= 2"):
-        illustrations.pooled_weights(stacked[:1], 0.01)
+        derivation_figures.pooled_weights(stacked[:1], 0.01)
 
 
 # -- images and results ------------------------------------------------------------
@@ -329,7 +339,7 @@ def test_shifted_groups_keep_the_shape_and_type_of_the_test_images():
     rng = np.random.default_rng(0)
     train = rng.integers(0, 256, size=(20, 8, 8, 1), dtype=np.uint8)
     test = rng.integers(0, 256, size=(6, 8, 8, 1), dtype=np.uint8)
-    groups = illustrations.shifted_groups(train, test, np.random.default_rng(1))
+    groups = experiment_figures.shifted_groups(train, test, np.random.default_rng(1))
     assert list(groups) == ["seen", "unseen", "shuffled", "inverted", "noise"]
     for images in groups.values():
         assert images.shape == test.shape and images.dtype == np.uint8
@@ -337,13 +347,13 @@ def test_shifted_groups_keep_the_shape_and_type_of_the_test_images():
     np.testing.assert_array_equal(
         np.sort(groups["shuffled"].reshape(6, -1)), np.sort(test.reshape(6, -1))
     )
-    figure = illustrations.image_groups(groups)
+    figure = experiment_figures.image_groups(groups)
     fits_the_column(figure)
     assert [ax.get_title() for ax in figure.axes] == list(groups)
     with pytest.raises(ValueError, match="must be uint8"):
-        illustrations.shifted_groups(train.astype(float), test, rng)
+        experiment_figures.shifted_groups(train.astype(float), test, rng)
     with pytest.raises(ValueError, match="need at least 6 training images"):
-        illustrations.shifted_groups(train[:3], test, rng)
+        experiment_figures.shifted_groups(train[:3], test, rng)
 
 
 def fake_run(method, accuracy):
@@ -360,17 +370,17 @@ def fake_run(method, accuracy):
 
 def test_random_target_is_the_random_runs_last_mean():
     runs = [fake_run("dpe", [0.5, 0.7, 0.9]), fake_run("random", [0.4, 0.5, 0.6])]
-    assert illustrations.random_target(runs) == (0.6, 30)
-    assert illustrations.random_target(runs[:1]) is None
+    assert experiment_figures.random_target(runs) == (0.6, 30)
+    assert experiment_figures.random_target(runs[:1]) is None
 
 
 def test_labels_needed_counts_whole_labels():
     runs = [fake_run("dpe", [0.5, 0.7, 0.9]), fake_run("random", [0.4, 0.5, 0.6])]
     # dpe crosses 0.6 halfway between 10 and 20 labels (15), random 0.6 at 30; 0.55 at 12.5 -> 13
-    table = illustrations.labels_needed(runs, 0.55)
+    table = experiment_figures.labels_needed(runs, 0.55)
     assert table["labels"].tolist() == [13, 25]
     assert table["labels_saved"].tolist()[0] == 12
-    table = illustrations.labels_needed(runs, 0.95)  # nobody gets there
+    table = experiment_figures.labels_needed(runs, 0.95)  # nobody gets there
     assert table["labels"].isna().all() and table["labels_saved"].isna().all()
 
 
@@ -395,7 +405,7 @@ def test_training_curves_colour_each_model_by_its_role():
         "ensemble_accuracy": [0.6, 0.8],
         "member_accuracy": [0.5, 0.7],
     }
-    figure = illustrations.training_curves({"DPE": history, "plain": history})
+    figure = experiment_figures.training_curves({"DPE": history, "plain": history})
     fits_the_column(figure)
     assert line_colours(figure.axes[0]) == {
         palette.colour("dpe").lower(),
@@ -403,7 +413,7 @@ def test_training_curves_colour_each_model_by_its_role():
     }
     assert figure.axes[1].get_yscale() == "log"
     with pytest.raises(ValueError, match="histories is empty"):
-        illustrations.training_curves({})
+        experiment_figures.training_curves({})
 
 
 def test_score_panels_and_bars():
@@ -415,22 +425,22 @@ def test_score_panels_and_bars():
             "predictive entropy": rng.uniform(size=40),
         }
     )
-    figure = illustrations.score_histograms(
+    figure = experiment_figures.score_histograms(
         scores, "DPE", ["seen", "noise"], ["predictive entropy"]
     )
     fits_the_column(figure)
     assert figure.axes[0].get_legend() is not None
     with pytest.raises(ValueError, match="lacks the columns"):
-        illustrations.score_histograms(scores, "DPE", ["seen"], ["mutual information"])
+        experiment_figures.score_histograms(scores, "DPE", ["seen"], ["mutual information"])
     with pytest.raises(ValueError, match="no scores of model 'x'"):
-        illustrations.score_histograms(scores, "x", ["seen"], ["predictive entropy"])
+        experiment_figures.score_histograms(scores, "x", ["seen"], ["predictive entropy"])
     means = scores.groupby(["group", "model"]).mean().unstack("model")
-    figure = illustrations.group_bars(means, ["predictive entropy"])
+    figure = experiment_figures.group_bars(means, ["predictive entropy"])
     fits_the_column(figure)
     bar_colours = {to_hex(p.get_facecolor()) for p in figure.axes[0].patches}
     assert bar_colours == {palette.colour("dpe").lower(), palette.colour("plain").lower()}
     spreads = pd.DataFrame({"DPE": [1.0, 0.9], "plain": [1.2, 1.5]}, index=["a", "b"])
-    fits_the_column(illustrations.spread_bars(spreads))
+    fits_the_column(experiment_figures.spread_bars(spreads))
 
 
 def test_ranked_images_show_the_extremes_of_the_score():
@@ -438,12 +448,12 @@ def test_ranked_images_show_the_extremes_of_the_score():
     images = rng.integers(0, 256, size=(10, 8, 8, 1), dtype=np.uint8)
     scores = np.arange(10) / 10
     votes = np.zeros((10, 4), dtype=int)
-    figure = illustrations.ranked_images(images, np.arange(10), votes, scores, k=3)
+    figure = experiment_figures.ranked_images(images, np.arange(10), votes, scores, k=3)
     fits_the_column(figure)
     titles = [ax.get_title() for ax in figure.axes]
     assert titles[0].startswith("label 9") and titles[3].startswith("label 0")
     with pytest.raises(ValueError, match="must agree"):
-        illustrations.ranked_images(images, np.arange(9), votes, scores)
+        experiment_figures.ranked_images(images, np.arange(9), votes, scores)
 
 
 # -- chapters 6 and 7 ------------------------------------------------------------------
@@ -453,23 +463,23 @@ def test_config_table_shows_no_float_noise():
     from dpe_tutorial import experiment
 
     config = experiment.configure("smoke", learning_rate=float(np.float32(0.05)))
-    table = illustrations.config_table([config])
+    table = experiment_figures.config_table([config])
     assert table.loc["learning_rate", config.method] == "0.05"
     assert table.loc["data_path", config.method] == ""
     with pytest.raises(ValueError, match="configs is empty"):
-        illustrations.config_table([])
+        experiment_figures.config_table([])
 
 
 def test_run_names_are_relative_to_the_root(tmp_path):
     folders = [tmp_path / "smoke" / "a", tmp_path / "smoke" / "b"]
-    assert illustrations.run_names(folders, tmp_path) == ["smoke/a", "smoke/b"]
+    assert experiment_figures.run_names(folders, tmp_path) == ["smoke/a", "smoke/b"]
     with pytest.raises(ValueError, match="not under the results root"):
-        illustrations.run_names([tmp_path.parent / "x"], tmp_path)
+        experiment_figures.run_names([tmp_path.parent / "x"], tmp_path)
 
 
 def test_learning_curves_row_puts_one_legend_below_and_names_single_trials():
     runs = [fake_run("dpe", [0.5, 0.7, 0.9]), fake_run("random", [0.4, 0.5, 0.6])]
-    figure = illustrations.learning_curves_row(runs, ["ensemble_accuracy"], ["accuracy"])
+    figure = experiment_figures.learning_curves_row(runs, ["ensemble_accuracy"], ["accuracy"])
     fits_the_column(figure)
     assert all(ax.get_legend() is None for ax in figure.axes)
     (legend,) = figure.legends
@@ -479,4 +489,4 @@ def test_learning_curves_row_puts_one_legend_below_and_names_single_trials():
     ]
     assert "band" not in legend.get_title().get_text()
     with pytest.raises(ValueError, match="1 metrics but 2 titles"):
-        illustrations.learning_curves_row(runs, ["ensemble_accuracy"], ["a", "b"])
+        experiment_figures.learning_curves_row(runs, ["ensemble_accuracy"], ["a", "b"])

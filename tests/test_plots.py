@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from dpe_tutorial import metrics, plots
+from dpe_tutorial import metrics, plots, round_figures
 
 POOL, TEST, CLASSES = 60, 20, 3
 SIZES = [10, 20, 30]
@@ -289,7 +289,7 @@ def test_labels_to_reach_edges(dpe, random_run):
 
 
 def test_reliability_diagram_draws_metrics_reliability(dpe):
-    ax = plots.reliability_diagram(dpe, TEST_LABELS, bins=5).axes[0]
+    ax = round_figures.reliability_diagram(dpe, TEST_LABELS, bins=5).axes[0]
     probs = plots.load_round(dpe, 0, 2)["test_probs"]  # round=None is the last round
     table = metrics.reliability(probs, TEST_LABELS, 5)
     filled = table["count"] > 0
@@ -302,21 +302,21 @@ def test_reliability_diagram_draws_metrics_reliability(dpe):
     assert "round 2 (30 labels)" in ax.get_title()
     assert (
         "round 0 (10 labels)"
-        in plots.reliability_diagram(dpe, TEST_LABELS, round=0).axes[0].get_title()
+        in round_figures.reliability_diagram(dpe, TEST_LABELS, round=0).axes[0].get_title()
     )
 
 
 def test_reliability_diagram_errors(dpe):
     with pytest.raises(ValueError, match="one label per test set image"):
-        plots.reliability_diagram(dpe, TEST_LABELS[:5])
+        round_figures.reliability_diagram(dpe, TEST_LABELS[:5])
     with pytest.raises(FileNotFoundError, match="saved rounds are 0, 1, 2"):
-        plots.reliability_diagram(dpe, TEST_LABELS, round=7)
+        round_figures.reliability_diagram(dpe, TEST_LABELS, round=7)
     with pytest.raises(FileNotFoundError, match="saved trials are 0, 1"):
-        plots.reliability_diagram(dpe, TEST_LABELS, trial=3)
+        round_figures.reliability_diagram(dpe, TEST_LABELS, trial=3)
 
 
 def test_score_histograms_one_per_acquiring_round(dpe):
-    ax = plots.score_histograms(dpe, trial=1).axes[0]
+    ax = round_figures.score_histograms(dpe, trial=1).axes[0]
     assert len(ax.patches) == 2  # rounds 0 and 1 acquired, round 2 did not
     for patch, round, unlabelled in zip(ax.patches, [0, 1], [50, 40], strict=True):
         counts = patch.get_data().values
@@ -330,7 +330,7 @@ def test_score_histograms_one_per_acquiring_round(dpe):
 
 
 def test_class_balance_fractions(dpe):
-    ax = plots.class_balance(dpe, POOL_LABELS, CLASS_NAMES).axes[0]
+    ax = round_figures.class_balance(dpe, POOL_LABELS, CLASS_NAMES).axes[0]
     heights = np.array([[bar.get_height() for bar in bars] for bars in ax.containers])
     assert heights.shape == (CLASSES, len(SIZES))
     np.testing.assert_allclose(heights.sum(axis=0), 1.0)
@@ -341,14 +341,14 @@ def test_class_balance_fractions(dpe):
     assert [label.get_text() for label in ax.get_xticklabels()] == ["10", "20", "30"]
     assert [bars.get_label() for bars in ax.containers] == CLASS_NAMES
     with pytest.raises(ValueError, match="one label per pool image"):
-        plots.class_balance(dpe, POOL_LABELS[:10], CLASS_NAMES)
+        round_figures.class_balance(dpe, POOL_LABELS[:10], CLASS_NAMES)
     with pytest.raises(ValueError, match=r"lie in \[0, 2\)"):
-        plots.class_balance(dpe, POOL_LABELS, CLASS_NAMES[:2])
+        round_figures.class_balance(dpe, POOL_LABELS, CLASS_NAMES[:2])
 
 
 def test_acquired_grid(dpe):
     images = np.random.default_rng(0).integers(0, 256, (POOL, 8, 8, 1), dtype=np.uint8)
-    figure = plots.acquired_grid(
+    figure = round_figures.acquired_grid(
         dpe, images, round=1, count=4, class_names=CLASS_NAMES, pool_labels=POOL_LABELS
     )
     assert len(figure.axes) == 4
@@ -362,11 +362,11 @@ def test_acquired_grid(dpe):
         np.testing.assert_array_equal(shown.get_array(), images[index, :, :, 0])
     # asking for more than the round acquired shows what it acquired
     rgb = np.zeros((POOL, 8, 8, 3), dtype=np.uint8)
-    assert len(plots.acquired_grid(dpe, rgb, count=16).axes) == 10
+    assert len(round_figures.acquired_grid(dpe, rgb, count=16).axes) == 10
     with pytest.raises(ValueError, match="acquired no images"):
-        plots.acquired_grid(dpe, images, round=2)
+        round_figures.acquired_grid(dpe, images, round=2)
     with pytest.raises(ValueError, match="uint8"):
-        plots.acquired_grid(dpe, images.astype(np.float32))
+        round_figures.acquired_grid(dpe, images.astype(np.float32))
 
 
 # -- saving --------------------------------------------------------------------

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dpe_tutorial import active, data, experiment, lock, results
+from dpe_tutorial import active, data, experiment, lock, results, run_record
 from dpe_tutorial import cli as cli_module
 from dpe_tutorial.cli import main
 
@@ -354,6 +354,7 @@ def test_a_full_disk_is_one_line_that_says_what_to_do(tmp_path, monkeypatch, cap
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(results, "atomic_write", full)
+    monkeypatch.setattr(run_record, "atomic_write", full)  # config.json is written there
     assert main(run_args(tmp_path / "run")) == 2
     line = error_line(capsys)
     assert "config.json: No space left on device; free some disk space" in line
