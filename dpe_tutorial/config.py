@@ -15,8 +15,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import acquisition, active, checks, data, ensemble, kl, models, training
-from .ensemble import DEFAULT_BETA, elbo_multiple
+from . import acquisition, active, checks, choices, data
+from .choices import DEFAULT_BETA, elbo_multiple
 
 
 @dataclass(frozen=True)
@@ -349,21 +349,21 @@ def _validate(config: ExperimentConfig) -> None:
             f"{field('schedule')} must be a valid schedule for budget {c.budget} ({error}), "
             f"got {c.schedule!r}"
         ) from None
-    ensemble.elbo_multiple(c.beta, field("beta"))
-    object.__setattr__(c, "members", ensemble.check_members(c.members, c.beta, field("members")))
-    choice("member", tuple(models.MEMBERS))
+    elbo_multiple(c.beta, field("beta"))
+    object.__setattr__(c, "members", choices.check_members(c.members, c.beta, field("members")))
+    choice("member", choices.member_names())
     whole("width")
-    choice("layout", ensemble.LAYOUTS)
-    kl.check_form(c.kl_form, field("kl_form"))
+    choice("layout", choices.LAYOUTS)
+    choices.check_form(c.kl_form, field("kl_form"))
     checks.flag(field("regularize_batchnorm"), c.regularize_batchnorm)
     choice("acquisition", acquisition.names())
     whole("epochs")
     whole("batch_size")
-    choice("optimizer", training.OPTIMIZERS)
+    choice("optimizer", choices.OPTIMIZERS)
     number("learning_rate", strict=True)
     number("momentum")
     number("weight_decay")
-    choice("lr_schedule", training.LR_SCHEDULES)
+    choice("lr_schedule", choices.LR_SCHEDULES)
     checks.flag(field("augment"), c.augment)
     checks.flag(field("mixed_precision"), c.mixed_precision)
     whole("trials")
