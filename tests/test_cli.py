@@ -202,3 +202,36 @@ def test_a_run_killed_mid_round_resumes_to_the_uninterrupted_result(tmp_path):
     done = cli("plot", str(reference), str(killed), "--out", str(figure))
     assert done.returncode == 0, done.stderr[-2000:]
     assert figure.stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "before", "after"),
+    [
+        (["presets"], None, "2"),  # silenced by default
+        (["--verbose", "presets"], None, None),  # --verbose keeps the backend's logging
+        (["--debug", "presets"], None, None),
+        (["presets"], "0", "0"),  # the user's own setting wins
+    ],
+)
+def test_backend_logging_is_quiet_unless_asked_for(args, before, after, monkeypatch, capsys):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    if before is not None:
+        monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", before)
+    assert main(args) == 0
+    assert os.environ.get("TF_CPP_MIN_LOG_LEVEL") == after
+
+
+def test_a_finished_round_is_one_line():
+    from dpe_tutorial import progress
+
+    row = {
+        "round": 1,
+        "n_labeled": 60,
+        "ensemble_accuracy": 0.51234,
+        "nll": 1.5,
+        "train_seconds": 3.21,
+    }
+    line = progress.round_line(0, 4, row)
+    assert line == (
+        "trial 0 round 2/4: 60 labels, ensemble accuracy 0.5123, NLL 1.5000, trained in 3.2 s"
+    )
