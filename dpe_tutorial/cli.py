@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import os
 import signal
 import sys
@@ -87,20 +88,16 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_ERROR
 
 
-def _quiet_absl(args) -> None:
-    """absl's Python logging at warnings and above, before TensorFlow (which logs through it).
+def _quiet_python_logging(args) -> None:
+    """TensorFlow's Python logger at warnings and above, before TensorFlow loads.
 
     TF_CPP_MIN_LOG_LEVEL=2, set in :func:`main`, silences TensorFlow's C++
     INFO lines (CPU features, absl's preamble) that otherwise start every
-    command that imports it.
+    command that imports it. absl's Python logging already defaults to
+    warnings; its logger is left alone (absl must create it as its own class).
     """
-    if not args.quiet_backend:
-        return
-    try:
-        from absl import logging as absl_logging
-    except ImportError:  # absl comes with TensorFlow; without it there is nothing to quiet
-        return
-    absl_logging.set_verbosity(absl_logging.WARNING)
+    if args.quiet_backend:
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 
 class _Interrupts:
@@ -191,7 +188,7 @@ def _run(args) -> int:
     # checked before the backend is imported: a bad field answers at once
     config = preset(args.preset) if args.preset else ExperimentConfig.from_yaml(args.config)
     config = config.with_overrides(args.set or [])
-    _quiet_absl(args)
+    _quiet_python_logging(args)
     from .experiment import run_experiment
 
     start = time.perf_counter()
@@ -291,7 +288,7 @@ def _plot(args) -> int:
 
 
 def _query(args) -> int:
-    _quiet_absl(args)
+    _quiet_python_logging(args)
     from . import query
 
     config = query.resolve_config(args.preset or args.config, args.set or [])
