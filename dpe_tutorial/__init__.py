@@ -19,6 +19,7 @@ _SUBMODULES = (
     "acquisition",
     "active",
     "checks",
+    "choices",
     "cli",
     "conjugate",
     "config",

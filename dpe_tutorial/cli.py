@@ -1,8 +1,9 @@
 """The ``dpe-tutorial`` command line (also ``python -m dpe_tutorial``).
 
-    dpe-tutorial [--debug] run (--preset NAME | --config FILE) [--set key=value ...] --out DIR
-                           [--quiet]
+    dpe-tutorial [--debug] [--verbose] run (--preset NAME | --config FILE) [--set key=value ...]
+                                       --out DIR [--quiet]
     dpe-tutorial presets
+    dpe-tutorial fields
     dpe-tutorial [--debug] plot RUN_DIR... --out FILE [--metric NAME]
     dpe-tutorial [--debug] query --pool PATH --labels LABELS.csv --k N --out DIR
                              [--preset NAME | --config FILE] [--set key=value ...]
@@ -17,13 +18,18 @@ file). ``--debug`` (or ``DPE_DEBUG=1``) adds the traceback. Ctrl-C ends with
 exit code 130 and SIGTERM with 143, each saying that rerunning the same
 command resumes. An existing results folder of the same config is resumed,
 never overwritten.
+
+Commands that do not train (``presets``, ``fields``, ``plot``, ``--help``,
+a config that fails its checks) import no Keras backend. TensorFlow's C++
+logging below warnings is silenced (``TF_CPP_MIN_LOG_LEVEL=2``) unless
+``--verbose`` or ``--debug`` is given or the variable is already set.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
-import json
+import logging
 import os
 import signal
 import sys
@@ -60,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("DPE_DEBUG", "") not in ("", "0")
+    # the backend's logging stays on for --verbose, --debug or the user's own setting
+    args.quiet_backend = not (args.verbose or debug or "TF_CPP_MIN_LOG_LEVEL" in os.environ)
+    if args.quiet_backend:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # read when TensorFlow is imported
     with _Interrupts() as interrupts:
         try:
             return args.handler(args)
@@ -76,6 +86,18 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
             print(f"dpe-tutorial: error: {_one_line(error, debug)}", file=sys.stderr)
             return EXIT_ERROR
+
+
+def _quiet_python_logging(args) -> None:
+    """TensorFlow's Python logger at warnings and above, before TensorFlow loads.
+
+    TF_CPP_MIN_LOG_LEVEL=2, set in :func:`main`, silences TensorFlow's C++
+    INFO lines (CPU features, absl's preamble) that otherwise start every
+    command that imports it. absl's Python logging already defaults to
+    warnings; its logger is left alone (absl must create it as its own class).
+    """
+    if args.quiet_backend:
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 
 class _Interrupts:
@@ -162,10 +184,13 @@ def _one_line(error: Exception, debug: bool) -> str:
 
 def _run(args) -> int:
     from .config import ExperimentConfig, preset
-    from .experiment import run_experiment
 
+    # checked before the backend is imported: a bad field answers at once
     config = preset(args.preset) if args.preset else ExperimentConfig.from_yaml(args.config)
     config = config.with_overrides(args.set or [])
+    _quiet_python_logging(args)
+    from .experiment import run_experiment
+
     start = time.perf_counter()
     table = run_experiment(config, args.out, quiet=args.quiet)
     columns = ["trial", "n_labeled", "ensemble_accuracy", "mean_member_accuracy", "nll", "ece"]
@@ -175,11 +200,80 @@ def _run(args) -> int:
 
 
 def _presets(args) -> int:
-    from .config import PRESETS
-
-    for name, values in PRESETS.items():
-        print(f"{name}: {json.dumps(values)}")
+    print(presets_table())
+    print("\nother fields take their defaults (`dpe-tutorial fields`); change any with --set")
     return 0
+
+
+# shown even where the presets agree: they set neither, and they define the method
+_ALWAYS_SHOWN = ("beta", "kl_form", "acquisition")
+
+
+def presets_table() -> str:
+    """A field per row and a preset per column: the fields that differ, and beta and kl_form."""
+    from .config import PRESETS, preset
+
+    configs = {name: preset(name).to_dict() for name in PRESETS}
+    first = next(iter(configs.values()))
+    rows = [
+        field
+        for field in first
+        if field != "name"
+        and (field in _ALWAYS_SHOWN or any(c[field] != first[field] for c in configs.values()))
+    ]
+    table = [["field", *configs]] + [
+        [field, *(_show(c[field]) for c in configs.values())] for field in rows
+    ]
+    return _columns(table)
+
+
+def _fields(args) -> int:
+    print(fields_table())
+    return 0
+
+
+def fields_table() -> str:
+    """Every config field: its default, the values it takes, and what it means."""
+    import dataclasses
+
+    from .config import FIELD_DOCS, ExperimentConfig
+
+    lines = []
+    for field in dataclasses.fields(ExperimentConfig):
+        allowed, meaning = FIELD_DOCS[field.name]
+        lines.append(["  " + field.name, _show(field.default), allowed])
+        lines.append(["      " + meaning])
+    widths = [max(len(row[i]) for row in lines if len(row) == 3) for i in range(2)]
+    out = [f"{'field':<{widths[0]}}  {'default':<{widths[1]}}  allowed values"]
+    for row in lines:
+        if len(row) == 3:
+            out.append(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}")
+        else:
+            out.append(row[0])
+    return "\n".join(out)
+
+
+def _show(value) -> str:
+    """A config value as ``--set`` and YAML write it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, str):
+        return value if value else '""'
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _columns(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _plot(args) -> int:
@@ -194,6 +288,7 @@ def _plot(args) -> int:
 
 
 def _query(args) -> int:
+    _quiet_python_logging(args)
     from . import query
 
     config = query.resolve_config(args.preset or args.config, args.set or [])
@@ -225,32 +320,65 @@ def _check_output_file(path: Path) -> None:
             return
 
 
+RUN_EPILOG = """\
+`dpe-tutorial fields` lists every field --set accepts, with its default and
+allowed values; `dpe-tutorial presets` shows the presets side by side.
+Values are read as YAML. Examples:
+
+  dpe-tutorial run --preset smoke --out runs/smoke
+  dpe-tutorial run --preset smoke --set epochs=5 --set beta=0 --out runs/plain
+  dpe-tutorial run --preset cifar10-smoke --set kl_form=inclusive --set "beta=elbo*0.01" \\
+      --set acquisition=mutual_information --out runs/mi
+  dpe-tutorial run --config my.yaml --set "schedule=[100, 200, 400]" --out runs/mine
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dpe-tutorial", description="Deep probabilistic ensembles for active learning."
     )
     debug_help = "show the traceback of an error (also DPE_DEBUG=1)"
+    verbose_help = "keep the backend's (TensorFlow's) informational logging (also --debug)"
     parser.add_argument("--debug", action="store_true", help=debug_help)
+    parser.add_argument("--verbose", action="store_true", help=verbose_help)
     # also accepted after the command; SUPPRESS keeps the global value when it is not
     after = argparse.ArgumentParser(add_help=False)
     after.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
+    after.add_argument(
+        "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser(
-        "run", parents=[after], help="run or resume an experiment into a results folder"
+        "run",
+        parents=[after],
+        help="run or resume an experiment into a results folder",
+        description="Run (or resume) an experiment: a preset or config file, changed by --set.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = run.add_mutually_exclusive_group(required=True)
     source.add_argument("--preset", help="a named preset (see `dpe-tutorial presets`)")
     source.add_argument("--config", help="a YAML file of config fields")
     run.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="override a field (repeatable)"
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="change a config field (repeatable); `dpe-tutorial fields` lists them",
     )
     run.add_argument("--out", required=True, help="results folder (resumed if it exists)")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--quiet", action="store_true", help="no progress bars or round lines (for CI logs)"
+    )
     run.set_defaults(handler=_run)
 
-    listing = commands.add_parser("presets", help="list the presets and their fields")
+    listing = commands.add_parser("presets", help="the presets, side by side")
     listing.set_defaults(handler=_presets)
+
+    fields = commands.add_parser(
+        "fields", help="every config field: its default, allowed values and meaning"
+    )
+    fields.set_defaults(handler=_fields)
 
     plot = commands.add_parser(
         "plot", parents=[after], help="learning curves of one or more results folders"

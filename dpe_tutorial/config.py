@@ -15,8 +15,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import acquisition, active, checks, data, ensemble, kl, models, training
-from .ensemble import DEFAULT_BETA, elbo_multiple
+from . import acquisition, active, checks, choices, data
+from .choices import DEFAULT_BETA, elbo_multiple
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,56 @@ class ExperimentConfig:
     def method(self) -> str:
         """A short label for plots: which method this run is."""
         return _method(self, folder=False)
+
+
+def _one_of(names) -> str:
+    return " | ".join(names)
+
+
+# What each field means and which values it takes: the one place that says it
+# (``dpe-tutorial fields`` prints it; a test checks every field is here).
+FIELD_DOCS: dict[str, tuple[str, str]] = {
+    "dataset": (_one_of(data.DATASET_NAMES), "the images to learn from"),
+    "data_path": ("a path, or null", "where the dataset is (required for image_folder)"),
+    "train_subset": ("whole >= 1, or null", "use only this many training images (null: all)"),
+    "test_subset": ("whole >= 1, or null", "use only this many test images (null: all)"),
+    "schedule": (
+        "linear-K | exponential-K | [n1, n2, ...]",
+        "the labelled-set size of each round (K rounds, ending at budget)",
+    ),
+    "budget": ("whole >= 1", "labelled images after the last round"),
+    "members": ("whole >= 1 (>= 2 unless beta is 0)", "networks in the ensemble (E)"),
+    "member": (_one_of(choices.BUILTIN_MEMBERS), "the architecture of each member"),
+    "width": ("whole >= 1", "channels (or units) of each member's first layer"),
+    "layout": (_one_of(choices.LAYOUTS), "members side by side, or fused by grouped convs"),
+    "beta": (
+        'number >= 0 | "elbo" | "elbo*F"',
+        "weight of the KL penalty: 0 is a plain ensemble, elbo is E / N",
+    ),
+    "kl_form": (_one_of(choices.FORMS), "which KL divergence penalises the members' spread"),
+    "regularize_batchnorm": ("true | false", "also pull batch-norm scales/offsets to a prior"),
+    "acquisition": (_one_of(acquisition.names()), "the score that picks the next labels"),
+    "epochs": ("whole >= 1", "training epochs per round"),
+    "batch_size": ("whole >= 1", "training batch size"),
+    "optimizer": (_one_of(choices.OPTIMIZERS), "the optimizer"),
+    "learning_rate": ("number > 0", "the (initial) learning rate"),
+    "momentum": ("number >= 0", "SGD momentum"),
+    "weight_decay": ("number >= 0", "decoupled weight decay (0: none)"),
+    "lr_schedule": (_one_of(choices.LR_SCHEDULES), "learning rate over a round's training"),
+    "augment": ("true | false", "pad-and-crop and flip the training images at random"),
+    "mixed_precision": (
+        "true | false",
+        "compute in bfloat16 (for GPUs); weights and loss stay float32",
+    ),
+    "trials": ("whole >= 1", "independent repeats, each with its own seed"),
+    "seed": ("whole >= 0", "the seed; each trial derives its own from it"),
+    "eval_batch_size": ("whole >= 1", "batch size when predicting"),
+    "shift_samples": (
+        "whole >= 0",
+        "test images per shifted copy (noise, contrast, shuffle); 0 skips",
+    ),
+    "name": ("text", "a label for the run and its folder (presets set their own)"),
+}
 
 
 def beta_label(beta) -> str:
@@ -349,21 +399,21 @@ def _validate(config: ExperimentConfig) -> None:
             f"{field('schedule')} must be a valid schedule for budget {c.budget} ({error}), "
             f"got {c.schedule!r}"
         ) from None
-    ensemble.elbo_multiple(c.beta, field("beta"))
-    object.__setattr__(c, "members", ensemble.check_members(c.members, c.beta, field("members")))
-    choice("member", tuple(models.MEMBERS))
+    elbo_multiple(c.beta, field("beta"))
+    object.__setattr__(c, "members", choices.check_members(c.members, c.beta, field("members")))
+    choice("member", choices.member_names())
     whole("width")
-    choice("layout", ensemble.LAYOUTS)
-    kl.check_form(c.kl_form, field("kl_form"))
+    choice("layout", choices.LAYOUTS)
+    choices.check_form(c.kl_form, field("kl_form"))
     checks.flag(field("regularize_batchnorm"), c.regularize_batchnorm)
     choice("acquisition", acquisition.names())
     whole("epochs")
     whole("batch_size")
-    choice("optimizer", training.OPTIMIZERS)
+    choice("optimizer", choices.OPTIMIZERS)
     number("learning_rate", strict=True)
     number("momentum")
     number("weight_decay")
-    choice("lr_schedule", training.LR_SCHEDULES)
+    choice("lr_schedule", choices.LR_SCHEDULES)
     checks.flag(field("augment"), c.augment)
     checks.flag(field("mixed_precision"), c.mixed_precision)
     whole("trials")

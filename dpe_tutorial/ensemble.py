@@ -53,8 +53,6 @@ augment: when training, pad by 4 pixels, crop back at random and flip
 from __future__ import annotations
 
 import math
-import numbers
-import re
 from collections.abc import Sequence
 
 import keras
@@ -62,56 +60,15 @@ import numpy as np
 from keras import layers, ops
 
 from . import checks, kl, models, priors
+from .choices import (
+    DEFAULT_BETA,
+    LAYOUTS,
+    check_members,
+    elbo_multiple,
+)
 
-LAYOUTS = ("branches", "grouped")
-# The default weight: a tenth of E / N. Provisional (README, "beta"): on digits
-# E / N left the inclusive and paper forms far behind a plain ensemble and a
-# tenth of it did not; the CIFAR-10 objective study (results/objective-study)
-# has one trial per arm so far, too few to separate these betas from noise.
-DEFAULT_BETA = "elbo*0.1"
-_TEMPERED = re.compile(r"^elbo\s*\*\s*(\S+)$")
 # What training reports, in the order compute_loss hands them to the trackers.
 _TRACKED = ("cross_entropy", "kl", "beta", "ensemble_accuracy", "member_accuracy")
-
-
-def elbo_multiple(beta, name: str = "beta") -> float | None:
-    """How many times E / N ``beta`` asks for, or None for a fixed number; checks ``beta``.
-
-    ``"elbo"`` is 1; ``"elbo*0.01"`` is 0.01 (a tempered ELBO weight); a
-    number >= 0 is a fixed beta. Anything else raises ValueError (``name``
-    names it).
-    """
-    factor = math.nan  # invalid unless found valid below
-    if isinstance(beta, str):
-        text = beta.strip()
-        match = _TEMPERED.match(text)
-        if text == "elbo":
-            factor = 1.0
-        elif match:
-            try:
-                factor = float(match.group(1))
-            except ValueError:
-                pass
-    elif not isinstance(beta, bool) and isinstance(beta, numbers.Real):
-        if math.isfinite(beta) and beta >= 0:
-            return None
-    if not (math.isfinite(factor) and factor > 0):
-        raise ValueError(
-            f'{name} must be a finite number >= 0, "elbo" (E / N) or "elbo*F" with a number '
-            f"F > 0 (F times E / N), got {beta!r}"
-        )
-    return factor
-
-
-def check_members(n_members, beta, name: str = "n_members") -> int:
-    """``n_members`` as an int: at least 1, and at least 2 unless ``beta`` is 0."""
-    n = checks.whole_number(name, n_members, minimum=1)
-    if n < 2 and beta != 0:
-        raise ValueError(
-            f"{name} must be at least 2 when beta is not 0 (the KL penalty needs a spread "
-            f"between members), got {n}; use beta=0 for a single network"
-        )
-    return n
 
 
 @keras.saving.register_keras_serializable(package="dpe_tutorial")

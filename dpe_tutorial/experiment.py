@@ -344,6 +344,8 @@ def _run_trials(config, out_dir: Path, split, sizes, pending, record, quiet: boo
         def save_round(row, output, trial=trial):
             row["trial"] = trial
             results.save_round(out_dir, trial, row["round"], output)
+            if not quiet:
+                progress.write(progress.round_line(trial, len(sizes), row))
 
         def round_done(rows, trial=trial):
             results.write_results(out_dir, config)  # a table every round

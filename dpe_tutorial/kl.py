@@ -38,10 +38,7 @@ import numpy as np
 from keras import ops
 
 from . import checks
-
-FORMS = ("exclusive", "inclusive", "paper")
-# the names used before: refused with a message that names the new one
-RENAMED_FORMS = {"forward": "exclusive", "reverse": "inclusive"}
+from .choices import FORMS, RENAMED_FORMS, check_form  # noqa: F401  (importable from here)
 
 # Added to the pooled variance: identical members (s^2 = 0) would otherwise
 # give log(0) and a division by zero. Far below any He prior variance of a
@@ -152,16 +149,6 @@ def gaussian_kl(
             raise ValueError(f"stacked contains {bad} non-finite value(s) (NaN or inf)")
     mean, var = pooled_moments(stacked)
     return ops.sum(kl_terms(mean, var + eps, prior_var, prior_mean, form))
-
-
-def check_form(form, field: str = "KL form") -> None:
-    """Raise ValueError for a form that is not one of :data:`FORMS` (old names say the new one)."""
-    if isinstance(form, str) and form in RENAMED_FORMS:
-        raise ValueError(
-            f"{field} {form!r} was renamed: use {RENAMED_FORMS[form]!r} "
-            f"({'KL(q||p)' if RENAMED_FORMS[form] == 'exclusive' else 'KL(p||q)'})"
-        )
-    checks.one_of(field, form, FORMS)
 
 
 def _check_prior_variance(prior_var) -> None:

@@ -1,7 +1,9 @@
 """Progress bars (tqdm) for training: over trials and chunks, and over a round's epochs.
 
-Quiet runs show none. Lines written through :func:`write` appear above the
-bars instead of breaking them.
+The epoch bar names its round and shows the latest loss and accuracy, with
+tqdm's elapsed time and ETA; each finished round gets a line
+(:func:`round_line`). Quiet runs show none of it. Lines written through
+:func:`write` appear above the bars instead of breaking them.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ class EpochBar(keras.callbacks.Callback):
     A resumed round's bar starts at the epochs already done. Close it when the round ends.
     """
 
-    def __init__(self, epochs: int, done: int = 0):
+    def __init__(self, epochs: int, done: int = 0, description: str = "epochs"):
         super().__init__()
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=epochs, initial=done, desc="epochs", unit="epoch", leave=False)
+        self.bar = tqdm(total=epochs, initial=done, desc=description, unit="epoch", leave=False)
 
     def on_epoch_end(self, epoch, logs=None):
         shown = {
@@ -46,3 +48,12 @@ class EpochBar(keras.callbacks.Callback):
 
     def close(self):
         self.bar.close()
+
+
+def round_line(trial: int, rounds: int, row: dict) -> str:
+    """One line for a finished round: its labels, accuracy, NLL and time."""
+    return (
+        f"trial {trial} round {row['round'] + 1}/{rounds}: {row['n_labeled']} labels, "
+        f"ensemble accuracy {row['ensemble_accuracy']:.4f}, NLL {row['nll']:.4f}, "
+        f"trained in {row['train_seconds']:.1f} s"
+    )

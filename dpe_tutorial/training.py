@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import keras
 
-OPTIMIZERS = ("sgd", "adam")
-LR_SCHEDULES = ("cosine", "constant")
+from .choices import LR_SCHEDULES, OPTIMIZERS
 
 
 def optimizer(

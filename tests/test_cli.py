@@ -30,11 +30,76 @@ def cli(*args, env=None, timeout=600):
     )
 
 
-def test_presets_are_listed(capsys):
+def test_presets_are_a_table_with_a_column_per_preset_and_beta_and_kl_form(capsys):
+    from dpe_tutorial.config import PRESETS
+
     assert main(["presets"]) == 0
-    listed = capsys.readouterr().out
-    for name in ("smoke", "cifar10-smoke", "linear-4"):
-        assert f"{name}: " in listed
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["field", *PRESETS]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:] if line.strip()}
+    # beta and kl_form are set by no preset: shown anyway, with their defaults
+    assert rows["beta"] == ["elbo*0.1"] * len(PRESETS)
+    assert rows["kl_form"] == ["exclusive"] * len(PRESETS)
+    assert rows["dataset"] == ["digits", "cifar10", "cifar10"]
+    assert "{" not in "\n".join(lines)  # not JSON
+
+
+def test_fields_lists_every_config_field_with_its_default(capsys):
+    import dataclasses
+
+    from dpe_tutorial.config import FIELD_DOCS, ExperimentConfig
+
+    names = [field.name for field in dataclasses.fields(ExperimentConfig)]
+    assert sorted(FIELD_DOCS) == sorted(names), "document each config field in FIELD_DOCS"
+    for allowed, meaning in FIELD_DOCS.values():
+        assert allowed and meaning and "\n" not in meaning
+    assert main(["fields"]) == 0
+    out = capsys.readouterr().out
+    listed = [
+        line.split()[0]
+        for line in out.splitlines()[1:]
+        if line.startswith("  ") and not line.startswith("      ")
+    ]
+    assert listed == names
+    assert "  kl_form " in out and "exclusive | inclusive | paper" in out
+
+
+def test_run_help_points_to_the_fields_command(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "dpe-tutorial fields" in out
+    assert "--set" in out and "beta=" in out
+
+
+def test_commands_that_do_not_train_import_no_backend():
+    code = """
+import contextlib, io, sys
+import dpe_tutorial, dpe_tutorial.config
+from dpe_tutorial.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    assert main(["presets"]) == 0
+    assert main(["fields"]) == 0
+    try:
+        main(["run", "--help"])
+    except SystemExit:
+        pass
+    # a config that fails its checks answers before the backend is imported
+    assert main(["run", "--preset", "smoke", "--set", "colour=red", "--out", "x"]) == 2
+from dpe_tutorial import plots
+loaded = [name for name in ("keras", "tensorflow", "jax", "torch") if name in sys.modules]
+assert not loaded, loaded
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_built_in_member_names_are_the_models():
+    from dpe_tutorial import choices, models
+
+    assert set(choices.BUILTIN_MEMBERS) <= set(models.MEMBERS)
+    assert set(choices.member_names()) == set(models.MEMBERS)
 
 
 @pytest.mark.parametrize(
@@ -137,3 +202,36 @@ def test_a_run_killed_mid_round_resumes_to_the_uninterrupted_result(tmp_path):
     done = cli("plot", str(reference), str(killed), "--out", str(figure))
     assert done.returncode == 0, done.stderr[-2000:]
     assert figure.stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "before", "after"),
+    [
+        (["presets"], None, "2"),  # silenced by default
+        (["--verbose", "presets"], None, None),  # --verbose keeps the backend's logging
+        (["--debug", "presets"], None, None),
+        (["presets"], "0", "0"),  # the user's own setting wins
+    ],
+)
+def test_backend_logging_is_quiet_unless_asked_for(args, before, after, monkeypatch, capsys):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    if before is not None:
+        monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", before)
+    assert main(args) == 0
+    assert os.environ.get("TF_CPP_MIN_LOG_LEVEL") == after
+
+
+def test_a_finished_round_is_one_line():
+    from dpe_tutorial import progress
+
+    row = {
+        "round": 1,
+        "n_labeled": 60,
+        "ensemble_accuracy": 0.51234,
+        "nll": 1.5,
+        "train_seconds": 3.21,
+    }
+    line = progress.round_line(0, 4, row)
+    assert line == (
+        "trial 0 round 2/4: 60 labels, ensemble accuracy 0.5123, NLL 1.5000, trained in 3.2 s"
+    )

@@ -1,0 +1,95 @@
+"""The allowed values of a config's named choices, and the checks of beta and the members.
+
+They live here, free of Keras, so that checking a config (``dpe-tutorial
+presets``, ``fields``, a bad ``--set``) starts no backend. The modules that
+use them (:mod:`~dpe_tutorial.ensemble`, :mod:`~dpe_tutorial.kl`,
+:mod:`~dpe_tutorial.training`, :mod:`~dpe_tutorial.models`) import them from
+here.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+import sys
+
+from . import checks
+
+LAYOUTS = ("branches", "grouped")
+# The default weight: a tenth of E / N. Provisional (README, "beta"): on digits
+# E / N left the inclusive and paper forms far behind a plain ensemble and a
+# tenth of it did not; the CIFAR-10 objective study (results/objective-study)
+# has one trial per arm so far, too few to separate these betas from noise.
+DEFAULT_BETA = "elbo*0.1"
+_TEMPERED = re.compile(r"^elbo\s*\*\s*(\S+)$")
+
+FORMS = ("exclusive", "inclusive", "paper")
+# the names used before: refused with a message that names the new one
+RENAMED_FORMS = {"forward": "exclusive", "reverse": "inclusive"}
+
+OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("cosine", "constant")
+
+# The member builders of dpe_tutorial.models (a test keeps the two in step)
+BUILTIN_MEMBERS = ("resnet18", "small_cnn", "mlp")
+
+
+def member_names() -> tuple[str, ...]:
+    """The member builders a config may name: the built-in ones, and any registered since.
+
+    Registering one (:func:`~dpe_tutorial.models.register_member`) imports
+    :mod:`dpe_tutorial.models`; until then only the built-in names exist.
+    """
+    models = sys.modules.get("dpe_tutorial.models")
+    return tuple(models.MEMBERS) if models is not None else BUILTIN_MEMBERS
+
+
+def elbo_multiple(beta, name: str = "beta") -> float | None:
+    """How many times E / N ``beta`` asks for, or None for a fixed number; checks ``beta``.
+
+    ``"elbo"`` is 1; ``"elbo*0.01"`` is 0.01 (a tempered ELBO weight); a
+    number >= 0 is a fixed beta. Anything else raises ValueError (``name``
+    names it).
+    """
+    factor = math.nan  # invalid unless found valid below
+    if isinstance(beta, str):
+        text = beta.strip()
+        match = _TEMPERED.match(text)
+        if text == "elbo":
+            factor = 1.0
+        elif match:
+            try:
+                factor = float(match.group(1))
+            except ValueError:
+                pass
+    elif not isinstance(beta, bool) and isinstance(beta, numbers.Real):
+        if math.isfinite(beta) and beta >= 0:
+            return None
+    if not (math.isfinite(factor) and factor > 0):
+        raise ValueError(
+            f'{name} must be a finite number >= 0, "elbo" (E / N) or "elbo*F" with a number '
+            f"F > 0 (F times E / N), got {beta!r}"
+        )
+    return factor
+
+
+def check_members(n_members, beta, name: str = "n_members") -> int:
+    """``n_members`` as an int: at least 1, and at least 2 unless ``beta`` is 0."""
+    n = checks.whole_number(name, n_members, minimum=1)
+    if n < 2 and beta != 0:
+        raise ValueError(
+            f"{name} must be at least 2 when beta is not 0 (the KL penalty needs a spread "
+            f"between members), got {n}; use beta=0 for a single network"
+        )
+    return n
+
+
+def check_form(form, field: str = "KL form") -> None:
+    """Raise ValueError for a form that is not one of :data:`FORMS` (old names say the new one)."""
+    if isinstance(form, str) and form in RENAMED_FORMS:
+        raise ValueError(
+            f"{field} {form!r} was renamed: use {RENAMED_FORMS[form]!r} "
+            f"({'KL(q||p)' if RENAMED_FORMS[form] == 'exclusive' else 'KL(p||q)'})"
+        )
+    checks.one_of(field, form, FORMS)
