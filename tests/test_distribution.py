@@ -89,3 +89,71 @@ def test_modes_that_cannot_run_are_refused_with_a_reason():
     else:
         with pytest.raises(ValueError, match="set layout=grouped"):
             distribution.check("members", "branches", 8)
+
+
+# --- the config field and its checks ---------------------------------------------------------
+
+from dpe_tutorial import config as config_module  # noqa: E402
+from dpe_tutorial import experiment, results  # noqa: E402
+
+ROOT = HERE.parent
+
+
+def test_the_field_defaults_to_none_and_leaves_folder_names_alone():
+    plain = config_module.preset("smoke")
+    assert plain.distribution == "none"
+    spread = config_module.configure("smoke", layout="grouped", distribution="members")
+    assert config_module.run_slug(spread) == config_module.run_slug(
+        config_module.configure("smoke", layout="grouped")
+    )
+    assert spread.with_overrides(["distribution=data"]).distribution == "data"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        (
+            {"distribution": "gpus"},
+            "config field 'distribution' must be one of none, data, members",
+        ),
+        ({"distribution": True}, "config field 'distribution' must be one of"),
+        ({"distribution": "members"}, "set layout=grouped, or distribution=data"),
+    ],
+)
+def test_a_mode_the_config_cannot_run_is_refused_in_one_line(overrides, words):
+    with pytest.raises(ValueError, match=words) as caught:
+        config_module.configure("smoke", **overrides)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.skipif(keras.backend.backend() == "jax", reason="the JAX backend can distribute")
+def test_another_backend_is_refused_before_a_folder_is_made(tmp_path):
+    config = config_module.configure("smoke", layout="grouped", distribution="members")
+    with pytest.raises(ValueError, match=r"needs the JAX backend.*set KERAS_BACKEND=jax"):
+        experiment.run_experiment(config, tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()
+
+
+def test_uneven_members_and_batches_say_what_to_change(monkeypatch):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    monkeypatch.setattr(keras.distribution, "list_devices", lambda: ["cpu:0", "cpu:1", "cpu:2"])
+    with pytest.raises(ValueError, match="set members to a multiple of 3"):
+        distribution.check("members", "grouped", 4)
+    distribution.check("members", "grouped", 6)
+    with pytest.raises(ValueError, match="round of 50 labels has a batch of 2: choose"):
+        distribution.check_batches("data", [48, 50], 24)
+    distribution.check_batches("data", [48, 96], 24)
+    distribution.check_batches("members", [50], 32)  # members mode does not split batches
+
+
+def test_runs_made_before_the_field_still_load_and_resume_as_none():
+    folders = sorted((ROOT / "results" / "objective-study").glob("w*/*/config.json"))
+    assert folders, "results/objective-study holds real runs"
+    for path in folders:
+        stored = json.loads(path.read_text())
+        assert "distribution" not in stored["config"]
+        config = config_module.ExperimentConfig.from_dict(stored["config"])
+        assert config.distribution == "none"
+        assert config_module.run_slug(config) == path.parent.name
+        sizes = stored["schedule_sizes"]
+        assert results.existing_run(path, config, sizes) is not None  # not "another config"
