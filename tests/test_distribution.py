@@ -17,9 +17,8 @@ from dpe_tutorial import distribution
 HERE = Path(__file__).parent
 
 
-@pytest.fixture(scope="module")
-def one_step_per_mode():
-    """One SGD step per mode in a child process (XLA reads its device count at start)."""
+def _run_child(*args, timeout=600) -> dict:
+    """A child process on JAX with 4 virtual CPU devices (XLA reads the count at start)."""
     env = dict(os.environ)
     env.update(
         KERAS_BACKEND="jax",
@@ -28,14 +27,16 @@ def one_step_per_mode():
         PYTHONPATH=str(HERE.parent),
     )
     child = subprocess.run(
-        [sys.executable, str(HERE / "distributed_child.py"), *distribution.MODES],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
+        [sys.executable, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
     )
     assert child.returncode == 0, child.stderr[-3000:]
     return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def one_step_per_mode():
+    """One SGD step per mode in a child process."""
+    return _run_child(HERE / "distributed_child.py", *distribution.MODES)
 
 
 @pytest.mark.slow
@@ -157,3 +158,13 @@ def test_runs_made_before_the_field_still_load_and_resume_as_none():
         assert config_module.run_slug(config) == path.parent.name
         sizes = stored["schedule_sizes"]
         assert results.existing_run(path, config, sizes) is not None  # not "another config"
+
+
+def test_provenance_records_the_devices_and_the_mode():
+    from dpe_tutorial import provenance
+
+    env = provenance.environment("data")
+    assert env["distribution"] == "data"
+    assert env["device_count"] == len(env["devices"]) >= 1
+    assert env["device"] == env["devices"][0]
+    assert provenance.environment()["distribution"] == "none"
