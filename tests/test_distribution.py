@@ -12,7 +12,8 @@ import keras
 import numpy as np
 import pytest
 
-from dpe_tutorial import distribution
+from dpe_tutorial import config as config_module
+from dpe_tutorial import distribution, experiment, results
 
 HERE = Path(__file__).parent
 
@@ -93,9 +94,6 @@ def test_modes_that_cannot_run_are_refused_with_a_reason():
 
 
 # --- the config field and its checks ---------------------------------------------------------
-
-from dpe_tutorial import config as config_module  # noqa: E402
-from dpe_tutorial import experiment, results  # noqa: E402
 
 ROOT = HERE.parent
 
