@@ -17,6 +17,8 @@ import sys
 from . import checks
 
 LAYOUTS = ("branches", "grouped")
+# how a run spreads over the local devices (dpe_tutorial.distribution)
+DISTRIBUTIONS = ("none", "data", "members")
 # The default weight: a tenth of E / N. Provisional (README, "beta"): on digits
 # E / N left the inclusive and paper forms far behind a plain ensemble and a
 # tenth of it did not; the CIFAR-10 objective study (results/objective-study)

@@ -51,6 +51,12 @@ class ExperimentConfig:
     eval_batch_size: int = 512
     shift_samples: int = 1000
     name: str = ""
+    # how the ensemble is spread over the devices: none (one device), data (every
+    # device holds all members and trains on its share of each batch) or members
+    # (each device holds and trains its own members; layout grouped). data and
+    # members need KERAS_BACKEND=jax; see dpe_tutorial.distribution. Not part of a
+    # run's folder name; a config.json written before this field means none.
+    distribution: str = "none"
 
     def __post_init__(self):
         _validate(self)
@@ -186,6 +192,10 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "shift_samples": (
         "whole >= 0",
         "test images per shifted copy (noise, contrast, shuffle); 0 skips",
+    ),
+    "distribution": (
+        _one_of(choices.DISTRIBUTIONS),
+        "one device; data parallel; or members sharded over the devices (JAX)",
     ),
     "name": ("text", "a label for the run and its folder (presets set their own)"),
 }
@@ -422,3 +432,11 @@ def _validate(config: ExperimentConfig) -> None:
     whole("shift_samples", minimum=0)
     if not isinstance(c.name, str):
         raise ValueError(f"{field('name')} must be a string, got {c.name!r}")
+    choice("distribution", choices.DISTRIBUTIONS)
+    if c.distribution == "members" and c.layout != "grouped":
+        raise ValueError(
+            f"{field('distribution')} 'members' shards the member axis of the grouped layout, "
+            f"which the {c.layout!r} layout does not have: set layout=grouped, or "
+            "distribution=data"
+        )
+    # the backend and the device count are the running process's: checked when a run starts

@@ -21,9 +21,12 @@ clear error. Build, compile, fit and predict inside ``distribution.scope()``.
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 
-MODES = ("none", "data", "members")
+from .choices import DISTRIBUTIONS as MODES
+
 MEMBER_AXIS = "members"
 BATCH_AXIS = "batch"
 
@@ -58,7 +61,23 @@ def check(mode: str, layout: str, n_members: int) -> None:
         if n_members % devices:
             raise ValueError(
                 f"distribution 'members' needs the {n_members} members to divide evenly over "
-                f"the {devices} devices"
+                f"the {devices} devices: set members to a multiple of {devices}, use fewer "
+                "devices (CUDA_VISIBLE_DEVICES) or set distribution=data"
+            )
+
+
+def check_batches(mode: str, sizes, batch_size: int) -> None:
+    """Raise ValueError when ``data`` would split a batch of a round unevenly over the devices."""
+    if mode != "data":
+        return
+    devices = len(keras.distribution.list_devices())
+    for n in sizes:
+        uneven = [b for b in {min(batch_size, n), n % batch_size} if b % devices]
+        if uneven:
+            raise ValueError(
+                f"distribution 'data' splits every batch over the {devices} devices, but the "
+                f"round of {n} labels has a batch of {uneven[0]}: choose batch_size and budget "
+                f"so that every batch is a multiple of {devices}, or set distribution=members"
             )
 
 
@@ -77,6 +96,11 @@ def make(mode: str, layout: str, n_members: int):
     for path, axes in _MEMBER_SHARDING.items():
         layout_map[path] = axes
     return keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name=BATCH_AXIS)
+
+
+def scope(distribution):
+    """``distribution.scope()``, or a context that does nothing for None (mode ``none``)."""
+    return contextlib.nullcontext() if distribution is None else distribution.scope()
 
 
 def describe(distribution) -> dict:

@@ -26,7 +26,18 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import active, data, lock, metrics, progress, results, run_record, shifts, training
+from . import (
+    active,
+    data,
+    distribution,
+    lock,
+    metrics,
+    progress,
+    results,
+    run_record,
+    shifts,
+    training,
+)
 from .config import (  # noqa: F401  (configs are importable from here, as they were)
     PRESETS,
     ExperimentConfig,
@@ -108,15 +119,16 @@ class EnsembleLearner(active.Learner):
         batches = EpochOrder(images, labels, c.batch_size, self.seed, first)
         try:
             # one fit call for the whole round: a call per epoch costs seconds of set-up each
-            self.model.fit(
-                batches,
-                steps_per_epoch=len(batches),
-                shuffle=False,  # the batches are already in their epoch's order
-                initial_epoch=first,
-                epochs=c.epochs,
-                verbose=0,
-                callbacks=callbacks,
-            )
+            with distribution.scope(self._distribution):
+                self.model.fit(
+                    batches,
+                    steps_per_epoch=len(batches),
+                    shuffle=False,  # the batches are already in their epoch's order
+                    initial_epoch=first,
+                    epochs=c.epochs,
+                    verbose=0,
+                    callbacks=callbacks,
+                )
         finally:
             if bar is not None:
                 bar.close()
@@ -143,6 +155,14 @@ class EnsembleLearner(active.Learner):
         return probs
 
     def _build(self, n_labelled: int):
+        c = self.config
+        # the variables are laid out over the devices as they are created, so the model is
+        # built (and trained, in fit) inside the distribution's scope
+        self._distribution = distribution.make(c.distribution, c.layout, c.members)
+        with distribution.scope(self._distribution):
+            return self._build_here(n_labelled)
+
+    def _build_here(self, n_labelled: int):
         from .ensemble import DeepProbabilisticEnsemble
 
         c = self.config
@@ -268,6 +288,9 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False, trial
 
     out_dir = Path(out_dir)
     chosen = _chosen_trials(config, trials)
+    # the backend and the device count are this process's: refused before a folder is made
+    distribution.check(config.distribution, config.layout, config.members)
+    distribution.check_batches(config.distribution, schedule_sizes(config), config.batch_size)
     _check_out_dir(out_dir, _data_sources(config))
     _make_folder(out_dir)
     with lock.hold(out_dir):

@@ -66,24 +66,42 @@ def machine() -> dict:
     }
 
 
-def environment() -> dict:
-    """The machine plus package, Keras, backend, device and git commit."""
+def environment(distribution: str = "none") -> dict:
+    """The machine plus package, Keras, backend, devices, distribution mode and git commit.
+
+    ``device`` is the first device Keras computes on, ``devices`` all of them;
+    ``distribution`` is the config's mode (``none``: the run used ``device`` only).
+    """
     import keras
 
     from . import __version__
 
     backend = keras.backend.backend()
     info = machine()
+    devices = keras_devices()
     return {
         "dpe_tutorial": __version__,
         "keras": keras.__version__,
         "backend": backend,
         "backend_version": _backend_version(backend),
-        "device": keras_device(),
+        "device": devices[0],
+        "devices": devices,
+        "device_count": len(devices),
+        "distribution": distribution,
         "device_name": info["gpu"] or info["cpu"],
         "git_commit": git_commit(),
         **info,
     }
+
+
+def keras_devices() -> list[str]:
+    """Every device the Keras backend can compute on, such as ["gpu:0", "gpu:1"]."""
+    import keras
+
+    try:
+        return [str(d) for d in keras.distribution.list_devices()]
+    except (AttributeError, NotImplementedError):
+        return [keras_device()]  # no distribution support for this backend (PyTorch)
 
 
 def keras_device() -> str:

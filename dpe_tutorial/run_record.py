@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from .config import ExperimentConfig
 
 
+# config fields added after runs were written, with the value those runs had
+_LATER_FIELDS = {"distribution": "none"}
+
+
 def existing_run(config_path: Path, config: ExperimentConfig, sizes: list[int]) -> dict | None:
     """The record of the run in the folder, checked to be whole and of ``config``; None if new."""
     record = read_checked_json(
@@ -33,7 +37,8 @@ def existing_run(config_path: Path, config: ExperimentConfig, sizes: list[int]) 
     )
     if record is None:
         return None
-    stored, wanted = record["config"], config.to_dict()
+    # a field added after the run was made is absent from its config.json: it ran as the default
+    stored, wanted = {**_LATER_FIELDS, **record["config"]}, config.to_dict()
     if stored != wanted:
         changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
         raise ValueError(
@@ -70,7 +75,7 @@ def record_for(record, config: ExperimentConfig, split: data.Split, sizes, out_d
             "method": config.method,
             "schedule_sizes": sizes,
             "dataset": {"name": config.dataset, **found},
-            "environment": provenance.environment(),
+            "environment": provenance.environment(config.distribution),
             "sessions": [],
         }
     stored = record["dataset"]
