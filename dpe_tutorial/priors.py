@@ -34,6 +34,7 @@ from . import kl, models
 class RegularisedWeight:
     """One weight tensor read across the members, with its prior."""
 
+    name: str  # the variable's path (member 0's in the branches layout): the book lists them
     variables: tuple  # the Keras variables it is read from: one per member, or one grouped
     member_values: Callable[[], object]  # returns the (members, *shape) tensor, read now
     prior_var: float
@@ -97,6 +98,7 @@ def _branch_weights(members: list, regularize_batchnorm: bool) -> list[Regularis
         variable, prior_mean = corresponding[0]
         weights.append(
             RegularisedWeight(
+                name=variable.path,
                 variables=variables,
                 member_values=lambda vs=variables: ops.stack([v.value for v in vs], axis=0),
                 prior_var=_prior_variance(tuple(variable.shape)),
@@ -122,6 +124,7 @@ def _grouped_weights(body, n_members: int, regularize_batchnorm: bool) -> list[R
                 to_members = _split_last_axis(n_members)
             weights.append(
                 RegularisedWeight(
+                    name=variable.path,
                     variables=(variable,),
                     member_values=(
                         (lambda v=variable: v.value)

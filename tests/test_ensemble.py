@@ -142,6 +142,10 @@ def test_without_batchnorm_priors_only_kernels_are_regularised():
     without = make(regularize_batchnorm=False)
     assert len(with_bn.regularised) == 4 + 2 * 3  # 3 convs + 1 dense; gamma and beta of 3 BNs
     assert len(without.regularised) == 4
+    # each is named by its variable's path (chapters 4 and 5 list them by name)
+    names = [w.name for w in with_bn.regularised]
+    assert sum(n.endswith("kernel") for n in names) == 4
+    assert sum(n.endswith(("gamma", "beta")) for n in names) == 6
 
 
 def test_beta_zero_is_a_plain_ensemble(digits):
