@@ -480,7 +480,7 @@ def _save_contact_sheet(images: np.ndarray, table: pd.DataFrame, path: Path, tot
     from .plots import save_figure
 
     n = len(table)
-    columns = min(8, n)
+    columns = min(6, n)  # about 1,150 px wide: readable on a screen and in the book's column
     rows = -(-n // columns)
     figure = Figure(figsize=(1.6 * columns, 1.9 * rows + 0.4))
     for i, row in enumerate(table.itertuples(index=False)):
