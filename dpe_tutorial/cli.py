@@ -205,25 +205,13 @@ def _presets(args) -> int:
     return 0
 
 
-# shown even where the presets agree: they set neither, and they define the method
-_ALWAYS_SHOWN = ("beta", "kl_form", "acquisition")
-
-
 def presets_table() -> str:
     """A field per row and a preset per column: the fields that differ, and beta and kl_form."""
-    from .config import PRESETS, preset
+    from .config import preset_differences
 
-    configs = {name: preset(name).to_dict() for name in PRESETS}
-    first = next(iter(configs.values()))
-    rows = [
-        field
-        for field in first
-        if field != "name"
-        and (field in _ALWAYS_SHOWN or any(c[field] != first[field] for c in configs.values()))
-    ]
-    table = [["field", *configs]] + [
-        [field, *(_show(c[field]) for c in configs.values())] for field in rows
-    ]
+    rows = preset_differences()
+    names = list(next(iter(rows.values())))
+    table = [["field", *names]] + [[field, *values.values()] for field, values in rows.items()]
     return _columns(table)
 
 
@@ -236,12 +224,12 @@ def fields_table() -> str:
     """Every config field: its default, the values it takes, and what it means."""
     import dataclasses
 
-    from .config import FIELD_DOCS, ExperimentConfig
+    from .config import FIELD_DOCS, ExperimentConfig, show_value
 
     lines = []
     for field in dataclasses.fields(ExperimentConfig):
         allowed, meaning = FIELD_DOCS[field.name]
-        lines.append(["  " + field.name, _show(field.default), allowed])
+        lines.append(["  " + field.name, show_value(field.default), allowed])
         lines.append(["      " + meaning])
     widths = [max(len(row[i]) for row in lines if len(row) == 3) for i in range(2)]
     out = [f"{'field':<{widths[0]}}  {'default':<{widths[1]}}  allowed values"]
@@ -251,19 +239,6 @@ def fields_table() -> str:
         else:
             out.append(row[0])
     return "\n".join(out)
-
-
-def _show(value) -> str:
-    """A config value as ``--set`` and YAML write it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
-    if isinstance(value, str):
-        return value if value else '""'
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _columns(rows: list[list[str]]) -> str:

@@ -310,6 +310,38 @@ def preset(name: str) -> ExperimentConfig:
         ) from None
 
 
+# shown even where the presets agree: they set neither, and they define the method
+_ALWAYS_SHOWN = ("beta", "kl_form", "acquisition")
+
+
+def preset_differences() -> dict[str, dict[str, str]]:
+    """``{field: {preset: value}}`` for the fields where the presets differ, and beta and kl_form.
+
+    Values are written as ``--set`` and YAML take them (:func:`show_value`).
+    """
+    configs = {name: preset(name).to_dict() for name in PRESETS}
+    first = next(iter(configs.values()))
+    return {
+        field: {name: show_value(c[field]) for name, c in configs.items()}
+        for field in first
+        if field != "name"
+        and (field in _ALWAYS_SHOWN or any(c[field] != first[field] for c in configs.values()))
+    }
+
+
+def show_value(value) -> str:
+    """A config value as ``--set`` and YAML write it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(show_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return value if value else '""'
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def configure(
     preset_name: str = "smoke", rounds: int | None = None, **overrides
 ) -> ExperimentConfig:

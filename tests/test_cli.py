@@ -41,6 +41,7 @@ def test_presets_are_a_table_with_a_column_per_preset_and_beta_and_kl_form(capsy
     assert rows["beta"] == ["elbo*0.1"] * len(PRESETS)
     assert rows["kl_form"] == ["exclusive"] * len(PRESETS)
     assert rows["dataset"] == ["digits", "cifar10", "cifar10"]
+    assert "momentum" not in rows  # the same in every preset: left to `fields`
     assert "{" not in "\n".join(lines)  # not JSON
 
 
