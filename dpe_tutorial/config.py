@@ -281,6 +281,24 @@ PRESETS: dict[str, dict] = {
         "learning_rate": 0.05,
         "augment": True,
     },
+    # the active-learning study at CPU scale (results/active-learning/README.md): the objective
+    # study's members on a fixed pool subset, a linear-4 schedule sized to 6 hours of 2 cores
+    "cifar10-cpu": {
+        "name": "cifar10-cpu",
+        "dataset": "cifar10",
+        "train_subset": 20000,
+        "test_subset": 5000,
+        "schedule": "linear-4",
+        "budget": 2000,
+        "members": 8,
+        "member": "resnet18",
+        "width": 8,
+        "epochs": 10,
+        "batch_size": 64,
+        "learning_rate": 0.05,
+        "augment": True,
+        "shift_samples": 500,
+    },
     # the papers' protocol: 8 ResNet-18 members, 4k/8k/12k/16k labels (a GPU job)
     "linear-4": {
         "name": "linear-4",

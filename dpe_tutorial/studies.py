@@ -277,6 +277,8 @@ def sweep_grid(results, metrics: tuple[str, ...], width: int | None = None, colu
             ax.get_legend().remove()
     for ax in axes[len(metrics) :]:
         ax.remove()
+    shown = int(results["width"].min()) if width is None else width
+    figure.suptitle(f"CIFAR-10 (JPEG copy), members of width {shown}", fontsize="medium")
     return figure
 
 
@@ -293,3 +295,68 @@ def report(results, metrics: tuple[str, ...] = METRICS) -> str:
             cells.append(f"{mean:.3f}" + ("" if std != std else f" ± {std:.3f}"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# panel titles short enough for four panels side by side in the text column
+SHORT_NAMES = {
+    "ensemble_accuracy": "ensemble accuracy",
+    "mean_member_accuracy": "member accuracy",
+    "nll": "NLL (nats)",
+    "ece": "ECE",
+    "brier": "Brier score",
+    "mutual_information": "mean MI (nats)",
+    "error_auroc": "AUROC, errors",
+    "auroc_noise": "AUROC, noise",
+    "auroc_contrast": "AUROC, contrast",
+    "auroc_shuffle": "AUROC, shuffled",
+}
+
+
+def paired_trials_figure(
+    results,
+    form: str,
+    beta: str,
+    metrics: tuple[str, ...] = ("ensemble_accuracy", "nll", "ece", "auroc_noise"),
+    width: int | None = None,
+):
+    """One arm against the plain ensemble, trial by trial: what the penalty buys (or not).
+
+    A panel per metric: each trial is a grey line from the plain ensemble's
+    value to the arm's (the two share the labelled set and the seeds), the
+    means are the large markers. Lines that all slope the same way, by more
+    than the trials scatter, are an effect; crossing lines are noise.
+    """
+    from matplotlib.figure import Figure
+
+    from . import palette
+    from .plots import LOWER_IS_BETTER, metric_name
+
+    width = int(results["width"].min()) if width is None else width
+    results = results[results["width"] == width]
+    plain = results[results["form"] == "plain"].set_index("trial")
+    arm = results[(results["form"] == form) & (results["beta"] == beta)].set_index("trial")
+    if arm.empty or plain.empty:
+        raise ValueError(
+            f"no trials of {form}, beta={beta} or of the plain ensemble at width {width}"
+        )
+    trials = sorted(set(plain.index) & set(arm.index))
+    figure = Figure(figsize=palette.figsize(len(metrics), aspect=1.1), layout="constrained")
+    axes = figure.subplots(1, len(metrics), squeeze=False)[0]
+    colours = [palette.colour("plain"), palette.colour("dpe")]
+    for ax, metric in zip(axes, metrics, strict=True):
+        for trial in trials:
+            ax.plot([0, 1], [plain.loc[trial, metric], arm.loc[trial, metric]], color="0.6")
+        for x, values, colour in zip((0, 1), (plain, arm), colours, strict=True):
+            ax.plot(x, values.loc[trials, metric].mean(), "o", markersize=9, color=colour)
+        better = "lower" if metric in LOWER_IS_BETTER else "higher"
+        name = SHORT_NAMES.get(metric, metric_name(metric))
+        ax.set_title(f"{name}\n({better} is better)", fontsize="small")
+        ax.set_xticks([0, 1], ["plain", "DPE"])
+        ax.set_xlim(-0.4, 1.4)
+        ax.grid(True, axis="y", alpha=0.3)
+    figure.suptitle(
+        f"CIFAR-10 (JPEG copy), width {width}: DPE ({form}, beta={beta}) against the plain "
+        f"ensemble, {len(trials)} paired trial(s)",
+        fontsize="medium",
+    )
+    return figure

@@ -40,7 +40,7 @@ def test_presets_are_a_table_with_a_column_per_preset_and_beta_and_kl_form(capsy
     # beta and kl_form are set by no preset: shown anyway, with their defaults
     assert rows["beta"] == ["elbo*0.1"] * len(PRESETS)
     assert rows["kl_form"] == ["exclusive"] * len(PRESETS)
-    assert rows["dataset"] == ["digits", "cifar10", "cifar10"]
+    assert rows["dataset"] == [PRESETS[name]["dataset"] for name in PRESETS]
     assert "momentum" not in rows  # the same in every preset: left to `fields`
     assert "{" not in "\n".join(lines)  # not JSON
 

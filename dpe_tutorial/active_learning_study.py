@@ -1,0 +1,194 @@
+"""The active-learning study: DPE against random acquisition and a plain ensemble, on CIFAR-10.
+
+Four methods run the ``cifar10-cpu`` preset (8 narrow ResNet-18 members, a
+linear-4 schedule, CIFAR-10 (JPEG copy)):
+
+1. DPE with the package's default KL form and beta, predictive entropy;
+2. the same DPE, mutual information (BALD);
+3. the same DPE, random acquisition;
+4. the plain ensemble (beta = 0), predictive entropy.
+
+Within a trial every method starts from the same random labelled set and the
+same seeds (a paired comparison: the initial set and the seeds come from the
+trial alone). :func:`run_study` runs trial 0 of every method, then trial 1,
+..., each into ``<out>/<preset>/<method folder>``, the layout chapter 7 reads;
+a stopped study resumes where it stopped, inside a round.
+
+:func:`round_table` and :func:`paired_differences` are the two tables the
+book and the closing note show.
+
+    python scripts/active_learning_study.py --out results/active-learning
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from .config import ExperimentConfig, preset, run_slug
+
+PRESET = "cifar10-cpu"
+TRIALS = 3
+
+# method name -> the fields that make it differ from the preset
+METHODS: dict[str, dict] = {
+    "DPE, predictive entropy": {},
+    "DPE, mutual information": {"acquisition": "mutual_information"},
+    "DPE, random": {"acquisition": "random"},
+    "plain ensemble, predictive entropy": {"beta": 0.0},
+}
+
+
+def method_configs(**overrides) -> dict[str, ExperimentConfig]:
+    """The config of every method: the preset, ``overrides`` (config fields), then the method."""
+    base = dataclasses.replace(preset(PRESET), trials=TRIALS)
+    base = ExperimentConfig.from_dict({**base.to_dict(), **overrides})
+    return {
+        name: ExperimentConfig.from_dict({**base.to_dict(), **fields})
+        for name, fields in METHODS.items()
+    }
+
+
+def folder_of(out_root, config: ExperimentConfig) -> Path:
+    return Path(out_root) / config.name / run_slug(config)
+
+
+def run_study(
+    out_root,
+    trials=range(TRIALS),
+    methods: list[str] | None = None,
+    quiet: bool = True,
+    **overrides,
+) -> list[Path]:
+    """Trial 0 of every method, then trial 1, ...; finished trials are skipped, others resume."""
+    from .experiment import run_experiment
+
+    configs = method_configs(**overrides)
+    unknown = [name for name in methods or [] if name not in configs]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}; the methods are {', '.join(configs)}")
+    chosen = {name: configs[name] for name in methods or configs}
+    folders = []
+    for trial in trials:
+        for name, config in chosen.items():
+            folder = folder_of(out_root, config)
+            print(f"trial {trial}: {name} -> {folder}", flush=True)
+            run_experiment(config, folder, quiet=quiet, trials=[trial])
+            folders.append(folder)
+    return folders
+
+
+def method_of(config: dict) -> str:
+    """The study's name for the method of a run's config: ``DPE, mutual information``."""
+    model = "plain ensemble" if config["beta"] == 0 else "DPE"
+    return f"{model}, {config['acquisition'].replace('_', ' ')}"
+
+
+def load_results(out_root, name: str = PRESET):
+    """Every row of every run's ``results.csv`` under ``out_root/name``, with its method."""
+    import json
+
+    import pandas as pd
+
+    frames = []
+    for results in sorted((Path(out_root) / name).glob("*/results.csv")):
+        config = json.loads((results.parent / "config.json").read_text())["config"]
+        table = pd.read_csv(results)
+        table["method"] = method_of(config)
+        table["folder"] = str(results.parent)
+        frames.append(table)
+    if not frames:
+        raise ValueError(f"no results under {Path(out_root) / name}/*/results.csv")
+    table = pd.concat(frames, ignore_index=True)
+    table["n_labeled"] = table["n_labeled"].astype(int)
+    return table
+
+
+def round_table(results, metrics=("ensemble_accuracy", "nll", "ece")):
+    """Mean and standard deviation (ddof=1) over trials of each metric, per method and round."""
+    grouped = results.groupby(["method", "n_labeled"])[list(metrics)]
+    table = grouped.agg(["mean", "std"])
+    table[("trials", "n")] = grouped.size()
+    return table
+
+
+def paired_differences(results, method: str, baseline: str, metric: str = "ensemble_accuracy"):
+    """``method`` minus ``baseline``, trial by trial, at every round (a paired comparison).
+
+    Columns: the difference of each trial, their mean and standard deviation,
+    the baseline's own trial-to-trial standard deviation, and ``clear``:
+    every trial's difference has the same sign and the mean difference is
+    larger than the baseline's trial-to-trial spread.
+    """
+    import pandas as pd
+
+    def per_trial(name):
+        rows = results[results["method"] == name]
+        if rows.empty:
+            raise ValueError(f"no results for method {name!r}")
+        return rows.pivot_table(index="n_labeled", columns="trial", values=metric)
+
+    ours, theirs = per_trial(method), per_trial(baseline)
+    trials = sorted(set(ours.columns) & set(theirs.columns))
+    difference = (ours[trials] - theirs[trials]).dropna(how="all")
+    difference.columns = [f"trial {t}" for t in trials]
+    table = pd.DataFrame(difference)
+    table["mean"] = difference.mean(axis=1)
+    table["std"] = difference.std(axis=1)
+    table["baseline_spread"] = theirs.loc[difference.index, trials].std(axis=1)
+    same_sign = (difference > 0).all(axis=1) | (difference < 0).all(axis=1)
+    beyond_spread = table["mean"].abs() > table["baseline_spread"]
+    table["clear"] = same_sign & (difference.count(axis=1) > 1) & beyond_spread
+    return table
+
+
+# the comparisons the issue asks for: DPE against random acquisition and against the plain ensemble
+COMPARISONS = (
+    ("DPE, predictive entropy", "DPE, random"),
+    ("DPE, predictive entropy", "plain ensemble, predictive entropy"),
+    ("DPE, mutual information", "DPE, random"),
+)
+
+
+def report(results, metrics=("ensemble_accuracy", "nll", "ece")) -> str:
+    """The round table and the paired differences as Markdown: what the closing note shows."""
+    table = round_table(results, metrics)
+    header = ["method", "labels", "trials", *metrics]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (method, labels), row in table.iterrows():
+        cells = [method, str(labels), str(int(row[("trials", "n")]))]
+        for metric in metrics:
+            mean, std = row[(metric, "mean")], row[(metric, "std")]
+            cells.append(f"{mean:.3f}" + ("" if std != std else f" ± {std:.3f}"))
+        lines.append("| " + " | ".join(cells) + " |")
+    methods = set(results["method"])
+    for method, baseline in COMPARISONS:
+        if method not in methods or baseline not in methods:
+            continue
+        paired = paired_differences(results, method, baseline)
+        lines += ["", f"{method} minus {baseline}, ensemble accuracy:", ""]
+        columns = [str(c) for c in paired.columns]
+        lines += ["| labels | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+        for labels, row in paired.iterrows():
+            cells = [str(v) if isinstance(v, (bool, np.bool_)) else f"{v:+.3f}" for v in row]
+            lines.append(f"| {labels} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verdict(paired, method: str, baseline: str) -> str:
+    """One plain sentence on a :func:`paired_differences` table at its largest labelled-set size."""
+    labels = int(paired.index.max())
+    row = paired.loc[labels]
+    trials = [c for c in paired.columns if str(c).startswith("trial ")]
+    values = ", ".join(f"{row[c]:+.3f}" for c in trials if row[c] == row[c])
+    if bool(row["clear"]):
+        reading = "larger than that spread, with the same sign in every trial"
+    else:
+        reading = "not beyond the trial-to-trial spread"
+    return (
+        f"{method} minus {baseline} at {labels} labels: {row['mean']:+.3f} "
+        f"(per trial {values}); {baseline}'s own trials spread {row['baseline_spread']:.3f} "
+        f"(standard deviation): {reading}."
+    )

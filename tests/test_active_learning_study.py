@@ -1,0 +1,171 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dpe_tutorial import active_learning_study as study
+from dpe_tutorial import experiment, results
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "active_learning_study.py"
+
+
+def test_the_methods_differ_only_in_acquisition_and_beta():
+    configs = study.method_configs()
+    assert list(configs) == list(study.METHODS)
+    dpe = configs["DPE, predictive entropy"]
+    assert dpe.name == study.PRESET and dpe.dataset == "cifar10" and dpe.trials == study.TRIALS
+    assert dpe.beta != 0  # the package's default DPE
+    for name, config in configs.items():
+        differing = {
+            field for field, value in config.to_dict().items() if value != dpe.to_dict()[field]
+        }
+        assert differing <= {"acquisition", "beta"}, name
+    assert configs["DPE, random"].acquisition == "random"
+    assert configs["plain ensemble, predictive entropy"].beta == 0
+    # every method in a folder of its own, under the preset's name (chapter 7 groups by it)
+    folders = {study.folder_of("out", c) for c in configs.values()}
+    assert len(folders) == 4 and {f.parent for f in folders} == {Path("out") / study.PRESET}
+
+
+def write_method(root, config, accuracies):
+    folder = study.folder_of(root, config)
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"config": config.to_dict()}))
+    rows = ["trial,round,n_labeled,ensemble_accuracy,nll,ece"]
+    for trial, curve in enumerate(accuracies):
+        rows += [f"{trial},{r},{500 * (r + 1)},{a},{2 - a},0.05" for r, a in enumerate(curve)]
+    (folder / "results.csv").write_text("\n".join(rows) + "\n")
+
+
+@pytest.fixture
+def finished(tmp_path):
+    configs = study.method_configs()
+    write_method(tmp_path, configs["DPE, predictive entropy"], [[0.30, 0.40], [0.32, 0.43]])
+    write_method(tmp_path, configs["DPE, random"], [[0.30, 0.38], [0.32, 0.41]])
+    write_method(
+        tmp_path, configs["plain ensemble, predictive entropy"], [[0.29, 0.41], [0.33, 0.42]]
+    )
+    return tmp_path
+
+
+def test_results_are_read_with_the_method_of_each_folder(finished):
+    table = study.load_results(finished)
+    assert set(table["method"]) == {
+        "DPE, predictive entropy",
+        "DPE, random",
+        "plain ensemble, predictive entropy",
+    }
+    rounds = study.round_table(table)
+    row = rounds.loc[("DPE, predictive entropy", 1000)]
+    assert row[("ensemble_accuracy", "mean")] == pytest.approx(0.415)
+    assert row[("ensemble_accuracy", "std")] == pytest.approx(0.0212, abs=1e-4)
+    assert row[("trials", "n")] == 2
+
+
+def test_paired_differences_are_per_trial_and_clear_only_beyond_the_spread(finished):
+    table = study.load_results(finished)
+    against_random = study.paired_differences(table, "DPE, predictive entropy", "DPE, random")
+    assert list(against_random["trial 0"]) == pytest.approx([0.0, 0.02])
+    assert list(against_random["trial 1"]) == pytest.approx([0.0, 0.02])
+    # +0.02 in both trials, but random's own trials differ by 0.03: not clear
+    assert against_random.loc[1000, "baseline_spread"] == pytest.approx(0.0212, abs=1e-4)
+    assert not against_random["clear"].any()
+    against_plain = study.paired_differences(
+        table, "DPE, predictive entropy", "plain ensemble, predictive entropy"
+    )
+    assert list(against_plain["trial 0"]) == pytest.approx([0.01, -0.01])  # signs differ
+    assert not against_plain["clear"].any()
+    with pytest.raises(ValueError, match="no results for method 'DPE, mutual information'"):
+        study.paired_differences(table, "DPE, mutual information", "DPE, random")
+
+
+def test_a_difference_larger_than_the_spread_in_every_trial_is_clear(tmp_path):
+    configs = study.method_configs()
+    write_method(tmp_path, configs["DPE, predictive entropy"], [[0.50], [0.52], [0.51]])
+    write_method(tmp_path, configs["DPE, random"], [[0.40], [0.41], [0.40]])
+    table = study.load_results(tmp_path)
+    paired = study.paired_differences(table, "DPE, predictive entropy", "DPE, random")
+    assert bool(paired.loc[500, "clear"])
+    assert paired.loc[500, "mean"] == pytest.approx(0.1067, abs=1e-4)
+
+
+def test_the_report_has_the_round_table_and_the_paired_differences(finished):
+    text = study.report(study.load_results(finished))
+    assert "| DPE, predictive entropy | 1000 | 2 | 0.415 ± 0.021 |" in text
+    assert "DPE, predictive entropy minus DPE, random, ensemble accuracy:" in text
+    assert "| 1000 | +0.020 | +0.020 | +0.020 | +0.000 |" in text
+
+
+def test_an_empty_folder_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no results under"):
+        study.load_results(tmp_path)
+
+
+def test_an_unknown_method_is_refused_in_one_line(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--methods", "DPE, magic"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"active_learning_study: error: unknown method 'DPE, magic'; the methods are "
+        f"{', '.join(study.METHODS)}"
+    ]
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.slow
+def test_every_method_of_a_trial_starts_from_the_same_labelled_set(tmp_path, capsys):
+    tiny = {
+        "dataset": "digits",
+        "train_subset": None,
+        "test_subset": None,
+        "member": "small_cnn",
+        "members": 2,
+        "width": 2,
+        "budget": 80,
+        "epochs": 1,
+        "batch_size": 16,
+        "augment": False,
+        "shift_samples": 50,
+    }
+    folders = study.run_study(tmp_path, trials=[0], **tiny)
+    assert len(folders) == 4
+    order = [line.split(" -> ")[0] for line in capsys.readouterr().out.splitlines()]
+    assert order == [f"trial 0: {name}" for name in study.METHODS]
+    runs = [results.load_run(folder) for folder in folders]
+    first = [results.load_round(run, trial=0, round=0)["labelled"] for run in runs]
+    assert all((labelled == first[0]).all() for labelled in first)
+    acquired = {
+        run.config["acquisition"]: set(results.load_round(run, 0, 0)["acquired"]) for run in runs
+    }
+    assert acquired["random"] != acquired["predictive_entropy"]
+    table = study.load_results(tmp_path)
+    assert set(table["method"]) == set(study.METHODS)
+    assert sorted(set(table["n_labeled"])) == [20, 40, 60, 80]
+    # rerunning finds every trial finished and trains nothing
+    again = experiment.run_experiment(
+        experiment.ExperimentConfig.from_dict(runs[0].config), folders[0], trials=[0]
+    )
+    assert len(again) == 4
+
+
+def test_the_verdict_says_whether_a_difference_exceeds_the_spread(finished, tmp_path):
+    table = study.load_results(finished)
+    paired = study.paired_differences(table, "DPE, predictive entropy", "DPE, random")
+    text = study.verdict(paired, "DPE, predictive entropy", "DPE, random")
+    assert text.startswith("DPE, predictive entropy minus DPE, random at 1000 labels: +0.020")
+    assert "(per trial +0.020, +0.020)" in text
+    assert text.endswith("not beyond the trial-to-trial spread.")
+    clear = tmp_path / "clear"
+    configs = study.method_configs()
+    write_method(clear, configs["DPE, predictive entropy"], [[0.50], [0.52], [0.51]])
+    write_method(clear, configs["DPE, random"], [[0.40], [0.41], [0.40]])
+    paired = study.paired_differences(
+        study.load_results(clear), "DPE, predictive entropy", "DPE, random"
+    )
+    assert "larger than that spread" in study.verdict(paired, "DPE", "random")
