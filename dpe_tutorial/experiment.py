@@ -33,6 +33,7 @@ from . import (
     lock,
     metrics,
     progress,
+    provenance,
     results,
     run_record,
     shifts,
@@ -314,6 +315,8 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False, trial
             "wall_seconds": None,
             "epochs_trained": 0,
             "resumed": [],
+            # a run can span sessions, commits and machines: each session says its own
+            **provenance.session_environment(),
         }
         record["sessions"].append(session)
         run_record.write_record(out_dir, record)

@@ -94,6 +94,18 @@ def environment(distribution: str = "none") -> dict:
     }
 
 
+def session_environment() -> dict:
+    """What a session of a run records about where it ran: commit, machine and backend."""
+    import keras
+
+    info = machine()
+    return {
+        "git_commit": git_commit(),
+        "machine": f"{info['gpu'] or info['cpu']}, {info['cores']} cores",
+        "backend": keras.backend.backend(),
+    }
+
+
 def keras_devices() -> list[str]:
     """Every device the Keras backend can compute on, such as ["gpu:0", "gpu:1"]."""
     import keras

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -188,6 +189,11 @@ def test_the_results_folder(tiny_run):
     for key in ("backend", "keras", "device", "git_commit", "numpy", "python"):
         assert key in record["environment"]
     assert record["sessions"][0]["finished"] is not None and record["wall_seconds"] > 0
+    # every session names its own commit, machine and backend (a run can span several)
+    session = record["sessions"][0]
+    assert session["git_commit"] == record["environment"]["git_commit"]
+    assert session["machine"].endswith(f"{os.cpu_count()} cores")
+    assert session["backend"] == keras.backend.backend()
     first = np.load(out / "rounds" / "trial0_round0.npz")
     second = np.load(out / "rounds" / "trial0_round1.npz")
     assert len(first["labelled"]) == 30 and len(first["acquired"]) == 30
