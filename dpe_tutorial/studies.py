@@ -360,3 +360,41 @@ def paired_trials_figure(
         fontsize="medium",
     )
     return figure
+
+
+def arm_against_plain(results, form: str, beta: str, metrics=METRICS, width: int | None = None):
+    """One arm's :func:`paired_differences` for every metric: a row per metric."""
+    import pandas as pd
+
+    width = int(results["width"].min()) if width is None else width
+    rows = []
+    for metric in metrics:
+        table = paired_differences(results, metric)
+        row = table[(table["width"] == width) & (table["form"] == form) & (table["beta"] == beta)]
+        if row.empty:
+            raise ValueError(f"no paired trials of {form}, beta={beta} at width {width}")
+        rows.append(row.iloc[0].drop(["width", "form", "beta", "beta_value"]).rename(metric))
+    return pd.DataFrame(rows)
+
+
+def describe_against_plain(table) -> list[str]:
+    """A plain sentence per metric of an :func:`arm_against_plain` table."""
+    from .plots import LOWER_IS_BETTER, metric_name
+
+    sentences = []
+    for metric, row in table.iterrows():
+        pairs = int(row["pairs"])
+        if pairs < 2:
+            reading = "one pair: no spread to judge it by"
+        elif row["clear"]:
+            good = (row["mean_difference"] < 0) == (metric in LOWER_IS_BETTER)
+            reading = f"a clear {'improvement' if good else 'loss'} (same sign in every pair, "
+            reading += "larger than the plain ensemble's trial-to-trial spread)"
+        else:
+            reading = "within the noise (signs differ, or smaller than the trial-to-trial spread)"
+        spread = "" if pairs < 2 else f" ± {row['std_difference']:.3f}"
+        sentences.append(
+            f"{metric_name(metric)}: {row['mean_difference']:+.3f}{spread} over {pairs} "
+            f"pair(s); {reading}."
+        )
+    return sentences
