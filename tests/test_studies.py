@@ -110,3 +110,39 @@ def test_the_report_is_a_markdown_row_per_arm_with_mean_spread_and_trials(study)
     assert len(lines) == 2 + 5
     assert "| 8 | exclusive, beta=elbo*0.1 | 2 | 0.460 ± 0.014 |" in lines
     assert "| 8 | paper, beta=1e-05 | 1 | 0.410 |" in lines  # one trial: no spread
+
+
+def test_one_arm_against_the_plain_ensemble_metric_by_metric(study):
+    results = studies.load_results(study)
+    table = studies.arm_against_plain(
+        results, "exclusive", "elbo*0.1", ("ensemble_accuracy", "nll")
+    )
+    assert list(table.index) == ["ensemble_accuracy", "nll"]
+    assert table.loc["ensemble_accuracy", "mean_difference"] == pytest.approx(0.05)
+    assert table.loc["nll", "mean_difference"] == pytest.approx(-0.05)
+    sentences = studies.describe_against_plain(table)
+    # higher accuracy and lower NLL are both improvements
+    assert sentences[0].startswith(
+        "ensemble accuracy: +0.050 ± 0.000 over 2 pair(s); a clear improvement"
+    )
+    assert "a clear improvement" in sentences[1]
+    worse = studies.arm_against_plain(results, "exclusive", "elbo", ("ensemble_accuracy",))
+    assert "a clear loss" in studies.describe_against_plain(worse)[0]
+    single = studies.arm_against_plain(results, "paper", "1e-05", ("ensemble_accuracy",))
+    assert "one pair: no spread to judge it by" in studies.describe_against_plain(single)[0]
+    with pytest.raises(ValueError, match="no paired trials of inclusive, beta=elbo at width 8"):
+        studies.arm_against_plain(results, "inclusive", "elbo", ("ensemble_accuracy",))
+
+
+def test_the_paired_trials_figure_draws_a_line_per_trial_and_the_means(study):
+    results = studies.load_results(study)
+    figure = studies.paired_trials_figure(
+        results, "exclusive", "elbo*0.1", metrics=("ensemble_accuracy", "nll")
+    )
+    axes = figure.axes
+    assert len(axes) == 2
+    lines = axes[0].get_lines()
+    assert len(lines) == 2 + 2  # two trials, two means
+    assert list(lines[0].get_ydata()) == pytest.approx([0.40, 0.45])
+    assert "CIFAR-10 (JPEG copy)" in figure.get_suptitle()
+    assert "2 paired trial(s)" in figure.get_suptitle()
