@@ -13,8 +13,9 @@ at a 1280 px wide viewport, with the network cut off three ways (no host name
 resolves, the browser context is offline, and every request that leaves
 ``file://`` is recorded so the test can assert there were none). Without
 Chromium or Playwright the browser tests skip, except in CI (``$CI`` set), where
-they fail. Screenshots of a few pages go to ``$DPE_SCREENSHOTS`` (default
-``_build/screenshots``) for a person to look at.
+they fail. Screenshots of every page (its top, the whole page, and its first
+equation and figure) go to ``$DPE_SCREENSHOTS`` (default ``_build/screenshots``)
+for a person to look at.
 """
 
 from __future__ import annotations
@@ -37,13 +38,7 @@ except ImportError:  # the dev extra is not installed
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = [p.stem for p in sorted((ROOT / "book").glob("*.ipynb"))] + ["references"]
-SCREENSHOT_PAGES = (
-    "01_introduction",
-    "02_active_learning",
-    "03_elbo",
-    "04_pooled_kl",
-    "07_results",
-)
+SCREENSHOT_PAGES = tuple(CHAPTERS)  # every page, for a person to read at 1280 px
 SCREENSHOTS = Path(os.environ.get("DPE_SCREENSHOTS", ROOT / "_build" / "screenshots"))
 VIEWPORT = {"width": 1280, "height": 1000}
 
@@ -328,6 +323,7 @@ class Visit:
             self.render = page.evaluate(RENDER_CHECK)
             if name in SCREENSHOT_PAGES:
                 page.screenshot(path=SCREENSHOTS / f"{name}.png")
+                page.screenshot(path=SCREENSHOTS / f"{name}-full.png", full_page=True)
                 for part, selector in (("equation", "div.math"), ("figure", ".cell_output img")):
                     if page.evaluate(SCROLL_TO, selector):
                         page.screenshot(path=SCREENSHOTS / f"{name}-{part}.png")
