@@ -331,3 +331,34 @@ def largest_deviation(actual, expected) -> float:
     if difference.size == 0:
         raise ValueError("nothing to compare: the arrays are empty")
     return float(difference.max())
+
+
+def uncertainty_contrast(plane_probs: Mapping[str, object], pool_probs: Mapping[str, object]):
+    """How two (or more) ensembles spread their uncertainty: a column per ensemble.
+
+    ``plane_probs`` and ``pool_probs`` map a name to member probabilities
+    ``(n, members, classes)`` on the plotting grid and on the pool. Rows: the
+    largest mutual information on the plane, the share of the plane whose
+    predictive entropy exceeds half a nat (the width of the uncertain band),
+    and the mean mutual information on the pool.
+    """
+    import pandas as pd
+
+    from . import acquisition
+
+    return pd.DataFrame(
+        {
+            name: {
+                "largest MI on the plane (nats)": float(
+                    acquisition.mutual_information(plane_probs[name]).max()
+                ),
+                "share of the plane with PE > 0.5 nats": float(
+                    (acquisition.predictive_entropy(plane_probs[name]) > 0.5).mean()
+                ),
+                "mean MI on the pool (nats)": float(
+                    acquisition.mutual_information(pool_probs[name]).mean()
+                ),
+            }
+            for name in plane_probs
+        }
+    )

@@ -490,3 +490,33 @@ def test_learning_curves_row_puts_one_legend_below_and_names_single_trials():
     assert "band" not in legend.get_title().get_text()
     with pytest.raises(ValueError, match="1 metrics but 2 titles"):
         experiment_figures.learning_curves_row(runs, ["ensemble_accuracy"], ["a", "b"])
+
+
+@pytest.mark.slow
+def test_chapter_2s_reading_of_the_dpe_next_to_the_plain_ensemble_holds():
+    # the same data, labels and settings as chapter 2: its prose says the plain ensemble's
+    # mutual information peaks higher and averages higher on the pool, and the DPE's band of
+    # high predictive entropy is broader
+    from dpe_tutorial import toy
+
+    data = toy.two_moons(n_train=500, n_test=1_000, noise=0.25, seed=0)
+    labelled = np.random.default_rng(0).choice(len(data.x_train), size=24, replace=False)
+    pool = data.x_train[np.setdiff1d(np.arange(len(data.x_train)), labelled)]
+    settings = {"n_members": 8, "width": 32, "depth": 2, "steps": 300, "learning_rate": 0.01}
+    x, y = data.x_train[labelled], data.y_train[labelled]
+    ensembles = {
+        "DPE": toy.train_ensemble(x, y, data.n_classes, seed=0, **settings),
+        "plain": toy.train_ensemble(x, y, data.n_classes, seed=0, **{**settings, "beta": 0.0}),
+    }
+    _, _, grid = toy.plane_grid(data.x_train, resolution=100, margin=0.6)
+    table = illustrations.uncertainty_contrast(
+        {name: m.predict_members(grid, batch_size=len(grid)) for name, m in ensembles.items()},
+        {name: m.predict_members(pool) for name, m in ensembles.items()},
+    )
+    dpe, plain = table["DPE"], table["plain"]
+    assert plain["largest MI on the plane (nats)"] > dpe["largest MI on the plane (nats)"]
+    assert plain["mean MI on the pool (nats)"] > dpe["mean MI on the pool (nats)"]
+    assert (
+        dpe["share of the plane with PE > 0.5 nats"]
+        > plain["share of the plane with PE > 0.5 nats"]
+    )
