@@ -194,7 +194,8 @@ def sweep_figure(results, metric: str, width: int | None = None, ax=None):
     plain = results.loc[results["form"] == "plain", metric]
     if len(plain):
         mean, spread = plain.mean(), plain.std() if len(plain) > 1 else 0.0
-        ax.axhspan(mean - spread, mean + spread, color="0.85", label=f"plain ({len(plain)} trials)")
+        trials = f"{len(plain)} trial{'' if len(plain) == 1 else 's'}"
+        ax.axhspan(mean - spread, mean + spread, color="0.85", label=f"plain ({trials})")
         ax.axhline(mean, color="0.5", linewidth=1)
     for form, style in FORM_STYLE.items():
         rows = results[results["form"] == form]
@@ -273,10 +274,13 @@ def sweep_grid(results, metrics: tuple[str, ...], width: int | None = None, colu
     for ax, metric in zip(axes, metrics, strict=False):
         sweep_figure(results, metric, width=width, ax=ax)
         ax.set_xlabel("beta")
-        if ax is not axes[0]:
-            ax.get_legend().remove()
+        ax.set_ylabel(SHORT_NAMES.get(metric, ax.get_ylabel()))
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[: len(metrics)]:
+        ax.get_legend().remove()  # one legend for all, below the panels, where it covers nothing
     for ax in axes[len(metrics) :]:
         ax.remove()
+    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels))
     shown = int(results["width"].min()) if width is None else width
     figure.suptitle(f"CIFAR-10 (JPEG copy), members of width {shown}", fontsize="medium")
     return figure
@@ -375,6 +379,47 @@ def arm_against_plain(results, form: str, beta: str, metrics=METRICS, width: int
             raise ValueError(f"no paired trials of {form}, beta={beta} at width {width}")
         rows.append(row.iloc[0].drop(["width", "form", "beta", "beta_value"]).rename(metric))
     return pd.DataFrame(rows)
+
+
+def difference_table(results, metrics=("ensemble_accuracy", "nll", "ece"), width=None):
+    """Every arm against the plain ensemble, a column per metric, for a page of text.
+
+    A cell reads ``+0.012 ± 0.004`` (mean and standard deviation of the
+    paired differences), with ``clear`` appended when the difference is clear
+    by :func:`paired_differences`' rule; the last column counts the pairs.
+    """
+    import pandas as pd
+
+    width = int(results["width"].min()) if width is None else width
+    columns = {}
+    for metric in metrics:
+        paired = paired_differences(results, metric)
+        paired = paired[paired["width"] == width].set_index(["form", "beta"])
+        spread = paired["std_difference"].map(lambda v: "" if v != v else f" ± {v:.3f}")
+        clear = paired["clear"].map({True: " clear", False: ""})
+        columns[SHORT_NAMES.get(metric, metric)] = (
+            paired["mean_difference"].map("{:+.3f}".format) + spread + clear
+        )
+        columns["pairs"] = paired["pairs"]
+    table = pd.DataFrame(columns)
+    return table[[c for c in table.columns if c != "pairs"] + ["pairs"]]
+
+
+def compact_summary(results, metrics=("ensemble_accuracy", "nll", "ece"), width=None):
+    """:func:`summary` for a page of text: ``mean ± std`` per metric, and the trials."""
+    import pandas as pd
+
+    width = int(results["width"].min()) if width is None else width
+    table = summary(results[results["width"] == width])
+    columns = {}
+    for metric in metrics:
+        mean, std = table[(metric, "mean")], table[(metric, "std")]
+        columns[SHORT_NAMES.get(metric, metric)] = [
+            f"{m:.3f}" + ("" if s != s else f" ± {s:.3f}") for m, s in zip(mean, std, strict=True)
+        ]
+    columns["trials"] = list(table[("trials", "n")])
+    index = pd.MultiIndex.from_tuples([(f, b) for _, f, b in table.index], names=["form", "beta"])
+    return pd.DataFrame(columns, index=index)
 
 
 def describe_against_plain(table) -> list[str]:

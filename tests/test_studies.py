@@ -146,3 +146,20 @@ def test_the_paired_trials_figure_draws_a_line_per_trial_and_the_means(study):
     assert list(lines[0].get_ydata()) == pytest.approx([0.40, 0.45])
     assert "CIFAR-10 (JPEG copy)" in figure.get_suptitle()
     assert "2 paired trial(s)" in figure.get_suptitle()
+
+
+def test_the_difference_table_has_a_cell_per_arm_and_metric_with_its_spread(study):
+    results = studies.load_results(study)
+    table = studies.difference_table(results, ("ensemble_accuracy", "nll"))
+    assert list(table.columns) == ["ensemble accuracy", "NLL (nats)", "pairs"]
+    assert table.loc[("exclusive", "elbo*0.1"), "ensemble accuracy"] == "+0.050 ± 0.000 clear"
+    assert table.loc[("exclusive", "elbo"), "NLL (nats)"] == "+0.090 ± 0.014 clear"
+    assert table.loc[("paper", "1e-05"), "ensemble accuracy"] == "+0.010"  # one pair
+    assert table.loc[("paper", "1e-05"), "pairs"] == 1
+
+
+def test_the_compact_summary_gives_mean_and_spread_per_arm(study):
+    table = studies.compact_summary(studies.load_results(study), ("ensemble_accuracy",))
+    assert table.loc[("plain", "0"), "ensemble accuracy"] == "0.420 ± 0.020"
+    assert table.loc[("plain", "0"), "trials"] == 3
+    assert table.loc[("paper", "1e-05"), "ensemble accuracy"] == "0.410"
