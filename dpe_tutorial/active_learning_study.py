@@ -63,12 +63,11 @@ def run_study(
     **overrides,
 ) -> list[Path]:
     """Trial 0 of every method, then trial 1, ...; finished trials are skipped, others resume."""
-    from .experiment import run_experiment
-
     configs = method_configs(**overrides)
     unknown = [name for name in methods or [] if name not in configs]
     if unknown:
         raise ValueError(f"unknown method {unknown[0]!r}; the methods are {', '.join(configs)}")
+    from .experiment import run_experiment  # the backend starts only once the input is good
     chosen = {name: configs[name] for name in methods or configs}
     folders = []
     for trial in trials:

@@ -267,9 +267,9 @@ def test_the_cifar10_smoke_preset_runs_on_the_shared_copy(tmp_path, monkeypatch)
         pytest.skip(f"no shared CIFAR-10 copy at {SHARED_CIFAR10}")
     monkeypatch.setenv("DPE_DATA", str(SHARED_CIFAR10))
     monkeypatch.setenv("DPE_CACHE", str(tmp_path / "cache"))
-    # two of its four rounds: every round compiles a fresh model, most of this test's cost; the
-    # last round (1,000 labels, 10 epochs) is the preset's own
-    config = experiment.preset("cifar10-smoke").with_overrides(["schedule=linear-2"])
+    # two of its four rounds and two of its four members: every round compiles and trains fresh
+    # members, most of this test's cost; the last round (1,000 labels, 10 epochs) is the preset's
+    config = experiment.preset("cifar10-smoke").with_overrides(["schedule=linear-2", "members=2"])
     table = experiment.run_experiment(config, tmp_path / "run", quiet=True)
     assert list(table["n_labeled"]) == [500, 1000]
     record = json.loads((tmp_path / "run" / "config.json").read_text())
