@@ -68,6 +68,7 @@ def run_study(
     if unknown:
         raise ValueError(f"unknown method {unknown[0]!r}; the methods are {', '.join(configs)}")
     from .experiment import run_experiment  # the backend starts only once the input is good
+
     chosen = {name: configs[name] for name in methods or configs}
     folders = []
     for trial in trials:
