@@ -19,10 +19,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from .choices import FORMS, elbo_multiple
 from .config import ExperimentConfig, beta_label, run_slug
-from .ensemble import elbo_multiple
-from .experiment import run_experiment
-from .kl import FORMS
 
 # the ladder of beta values every form is tried at: E / N, tempered, the seed's fixed 1e-5
 BETAS = ("elbo", "elbo*0.1", "elbo*0.01", 1e-5)
@@ -100,6 +98,8 @@ def run_study(
     **overrides,
 ) -> list[Path]:
     """Run trial 0 of every arm, then trial 1 of every arm, ...; finished trials are skipped."""
+    from .experiment import run_experiment  # reading and plotting a study needs no backend
+
     out_root = Path(out_root)
     chosen = chosen or arms()
     folders = []

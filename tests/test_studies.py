@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -163,3 +165,15 @@ def test_the_compact_summary_gives_mean_and_spread_per_arm(study):
     assert table.loc[("plain", "0"), "ensemble accuracy"] == "0.420 ± 0.020"
     assert table.loc[("plain", "0"), "trials"] == 3
     assert table.loc[("paper", "1e-05"), "ensemble accuracy"] == "0.410"
+
+
+def test_reading_and_plotting_the_studies_starts_no_backend():
+    # chapters 1 and 9 read both studies: a Keras backend would add seconds to the book build
+    code = (
+        "import sys\n"
+        "from dpe_tutorial import active_learning_study, studies\n"
+        "loaded = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
