@@ -22,11 +22,11 @@ book and the closing note show.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 
+from . import paired as paired_rule
 from .config import ExperimentConfig, preset, run_slug
 
 PRESET = "cifar10-cpu"
@@ -43,8 +43,7 @@ METHODS: dict[str, dict] = {
 
 def method_configs(**overrides) -> dict[str, ExperimentConfig]:
     """The config of every method: the preset, ``overrides`` (config fields), then the method."""
-    base = dataclasses.replace(preset(PRESET), trials=TRIALS)
-    base = ExperimentConfig.from_dict({**base.to_dict(), **overrides})
+    base = ExperimentConfig.from_dict({**preset(PRESET).to_dict(), "trials": TRIALS, **overrides})
     return {
         name: ExperimentConfig.from_dict({**base.to_dict(), **fields})
         for name, fields in METHODS.items()
@@ -138,9 +137,7 @@ def paired_differences(results, method: str, baseline: str, metric: str = "ensem
     table["mean"] = difference.mean(axis=1)
     table["std"] = difference.std(axis=1)
     table["baseline_spread"] = theirs.loc[difference.index, trials].std(axis=1)
-    same_sign = (difference > 0).all(axis=1) | (difference < 0).all(axis=1)
-    beyond_spread = table["mean"].abs() > table["baseline_spread"]
-    table["clear"] = same_sign & (difference.count(axis=1) > 1) & beyond_spread
+    table["clear"] = paired_rule.clear(difference.to_numpy(), table["baseline_spread"].to_numpy())
     return table
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from . import paired as paired_rule
 from .choices import FORMS, elbo_multiple
 from .config import ExperimentConfig, beta_label, run_slug
 
@@ -243,7 +244,6 @@ def paired_differences(results, metric: str = "ensemble_accuracy"):
             plain.loc[width].std() if width in plain.index.get_level_values(0) else float("nan")
         )
         mean = float(pd.Series(paired).mean()) if paired else float("nan")
-        same_sign = bool(paired) and (all(d > 0 for d in paired) or all(d < 0 for d in paired))
         rows.append(
             {
                 "width": width,
@@ -256,7 +256,7 @@ def paired_differences(results, metric: str = "ensemble_accuracy"):
                 else float("nan"),
                 "pairs": len(paired),
                 "plain_spread": spread,
-                "clear": same_sign and len(paired) > 1 and abs(mean) > spread,
+                "clear": bool(paired_rule.clear(paired, spread)) if paired else False,
             }
         )
     columns = ["width", "form", "beta", "beta_value", "mean_difference", "std_difference"]
