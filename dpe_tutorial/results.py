@@ -398,16 +398,20 @@ def provenance_table(runs: Sequence[Run]) -> pd.DataFrame:
     for run in as_runs(runs):
         environment = run.record.get("environment") or {}
         dataset = run.record.get("dataset") or {}
-        commit = environment.get("git_commit")
+        # the first session's commit, then any other that later sessions ran
+        commits = [environment.get("git_commit")] + [
+            session.get("git_commit") for session in run.record.get("sessions") or []
+        ]
+        shown = list(dict.fromkeys(c[:10] for c in commits if isinstance(c, str)))
         wall = run.record.get("wall_seconds")
         rows.append(
             {
                 "method": run.method,
                 "config": run.config.get("name") or "unnamed",
-                "dataset": dataset.get("provenance") or run.dataset,
+                "dataset": _short_hashes(dataset.get("provenance") or run.dataset),
                 "device": environment.get("device_name") or run.device or "unknown",
                 "backend": environment.get("backend") or "unknown",
-                "commit": commit[:10] if isinstance(commit, str) else "unknown",
+                "commit": ", ".join(shown) or "unknown",
                 "trials": int(run.results["trial"].nunique()),
                 "rounds": int(run.results["round"].nunique()),
                 "wall_minutes": round(wall / 60, 1) if isinstance(wall, (int, float)) else math.nan,
@@ -415,6 +419,11 @@ def provenance_table(runs: Sequence[Run]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _short_hashes(text: str) -> str:
+    """``sha256 05b4c8c8bf43...`` as ``sha256 05b4c8c8``: enough to tell copies apart in a table."""
+    return re.sub(r"\b(sha256 [0-9a-f]{8})[0-9a-f]+", r"\1", text)
 
 
 def saved_rounds(run: Run, trial: int) -> list[int]:

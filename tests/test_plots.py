@@ -406,3 +406,16 @@ def test_failed_save_keeps_the_old_file_and_no_temporary(tmp_path, dpe, monkeypa
         plots.save_figure(figure, path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "dpe"]
+
+
+def test_provenance_lists_every_sessions_commit_and_shortens_data_hashes(dpe):
+    record = json.loads((dpe.path / "config.json").read_text())
+    record["environment"]["git_commit"] = "a" * 40
+    record["sessions"] = [{"git_commit": "a" * 40}, {"git_commit": "b" * 40 + "+dirty"}, {}]
+    record["dataset"]["provenance"] = (
+        "CIFAR-10 (JPEG copy): cifar10-jpeg.zip (sha256 " + "0f" * 32 + ")"
+    )
+    (dpe.path / "config.json").write_text(json.dumps(record))
+    row = plots.provenance_table([plots.load_run(dpe.path)]).iloc[0]
+    assert row["commit"] == "aaaaaaaaaa, bbbbbbbbbb"
+    assert row["dataset"] == "CIFAR-10 (JPEG copy): cifar10-jpeg.zip (sha256 0f0f0f0f)"
