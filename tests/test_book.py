@@ -191,7 +191,8 @@ async () => {
 
 # Measures what the layout makes of the typeset page: display equations wider than the text
 # column (or scrolling sideways inside it), and article images drawn at more than twice the
-# width they show at (a figure saved far larger than the page shows it: its text comes out tiny).
+# width they show at (a figure saved far larger than the page shows it: its text comes out tiny),
+# and code, output or table boxes wider than their room (the reader scrolls sideways).
 LAYOUT_CHECK = r"""
 () => {
   const column = document.querySelector("article.bd-article") || document.querySelector("main")
@@ -234,7 +235,19 @@ LAYOUT_CHECK = r"""
       .filter(img => img.clientWidth > 0 && img.naturalWidth > 2 * img.clientWidth)
       .map(img => ({src: (img.getAttribute("src") || "").slice(0, 100),
                     natural: img.naturalWidth, shown: img.clientWidth}));
-  return {column: Math.round(columnWidth), equations: equations, images: images};
+  // code and output boxes, and tables, that a reader has to scroll sideways to read
+  const boxes = Array.from(column.querySelectorAll("pre, table"))
+      .filter(el => el.clientWidth > 0 && !el.closest("mjx-container"))
+      .map(el => el.tagName === "PRE"
+          // a pre box scrolls its own text: content wider than the box inside its borders
+          ? {el: el, width: el.scrollWidth, room: el.clientWidth}
+          : {el: el, width: el.getBoundingClientRect().width,
+             room: Math.min(el.parentElement.clientWidth, columnWidth)})
+      .filter(box => box.width > box.room + 1)
+      .map(box => ({kind: box.el.tagName.toLowerCase(), width: Math.round(box.width),
+                    room: Math.round(box.room),
+                    text: box.el.textContent.trim().split("\n")[0].slice(0, 80)}));
+  return {column: Math.round(columnWidth), equations: equations, images: images, boxes: boxes};
 }
 """
 
@@ -401,6 +414,18 @@ def test_no_page_shows_log_noise_or_build_paths(visit, html, chapter):
         )
 
 
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_code_output_or_table_is_wider_than_its_box(visit, chapter):
+    boxes = visit(chapter).layout["boxes"]
+    wide = [f"  {b['kind']}: {b['width']} px in {b['room']} px: {b['text']!r}" for b in boxes]
+    if wide:
+        pytest.fail(
+            f"{chapter}: {len(wide)} code, output or table box(es) a reader must scroll "
+            f"sideways at a {VIEWPORT['width']} px wide window (print narrower):\n"
+            + "\n".join(wide)
+        )
+
+
 # What each chapter must show once rendered: typeset math where it derives things, figures.
 MINIMUM = {
     "02_active_learning": {"math": 5, "images": 3},
@@ -437,6 +462,10 @@ WIDE_AND_LARGE = """<!doctype html><html><body>
       <mjx-math style="display: inline-block; width: 580px">z</mjx-math>
     </mjx-container>
   </div>
+  <div class="output"><pre style="overflow-x: auto">WIDE_OUTPUT</pre></div>
+  <pre style="overflow-x: auto">narrow output</pre>
+  <div style="overflow-x: auto"><table><tr><td style="min-width: 800px">wide table</td></tr>
+  </table></div>
   <img alt="large" style="width: 100px" src="data:image/svg+xml,SVG">
   <img alt="retina" style="width: 200px" src="data:image/svg+xml,SVG">
 </article></body></html>
@@ -447,7 +476,8 @@ def test_the_layout_check_finds_wide_equations_and_large_figures(browser):
     svg = quote('<svg xmlns="http://www.w3.org/2000/svg" width="400" height="40"></svg>')
     page = browser.new_page(viewport=VIEWPORT)
     try:
-        page.set_content(WIDE_AND_LARGE.replace("SVG", svg))
+        content = WIDE_AND_LARGE.replace("SVG", svg).replace("WIDE_OUTPUT", "wide " * 200)
+        page.set_content(content)
         page.evaluate("Promise.all(Array.from(document.images).map(i => i.decode()))")
         layout = page.evaluate(LAYOUT_CHECK)
     finally:
@@ -462,6 +492,11 @@ def test_the_layout_check_finds_wide_equations_and_large_figures(browser):
     ]
     # drawn at four times the width shown, and at twice (a high-resolution figure): only the first
     assert [(i["natural"], i["shown"]) for i in layout["images"]] == [(400, 100)]
+    # the wide output and the wide table, not the narrow output
+    assert [(b["kind"], b["room"], b["width"] > 800) for b in layout["boxes"]] == [
+        ("pre", 600, True),
+        ("table", 600, True),
+    ]
 
 
 def test_a_request_that_leaves_the_machine_is_recorded_and_fails(browser, tmp_path):
