@@ -313,6 +313,26 @@ def learning_curves_row(
     return figure
 
 
+def accuracy_curves(runs, name: str, seed_post=None) -> Figure:
+    """Ensemble and mean member accuracy of one group of runs, side by side.
+
+    ``seed_post`` (a Series of mean member accuracy by labels) is marked on the
+    member panel when the runs are the seed post's setting: CIFAR-10 with the
+    linear-4 budget of 16,000 labels. Elsewhere it would compare unlike runs.
+    """
+    metrics = ["ensemble_accuracy", "mean_member_accuracy"]
+    titles = [f"{name}: ensemble accuracy", f"{name}: mean member accuracy"]
+    figure = learning_curves_row(runs, metrics, titles)
+    first = runs[0]
+    if seed_post is not None and first.dataset == "cifar10" and first.config.get("budget") == 16000:
+        member_axes = figure.axes[1]
+        member_axes.plot(
+            seed_post.index, seed_post.values, "kx", markersize=9, label=seed_post.name
+        )
+        member_axes.legend(fontsize="small")
+    return figure
+
+
 def random_target(runs, metric: str = "ensemble_accuracy") -> tuple[float, int] | None:
     """The mean ``metric`` of the first random-acquisition run at its last labelled-set size.
 

@@ -492,6 +492,31 @@ def test_learning_curves_row_puts_one_legend_below_and_names_single_trials():
         experiment_figures.learning_curves_row(runs, ["ensemble_accuracy"], ["a", "b"])
 
 
+def test_accuracy_curves_mark_the_seed_post_only_in_its_own_setting():
+    seed_post = pd.Series({10: 0.3, 20: 0.4}, name="seed post, one run")
+
+    def run(dataset, budget):
+        results = fake_run("dpe", [0.5, 0.7, 0.9]).results.assign(
+            mean_member_accuracy=[0.4, 0.6, 0.8]
+        )
+        config = {"dataset": dataset, "budget": budget}
+        return plots.Run(Path("dpe"), config, "dpe", results, {})
+
+    def marked(figure):
+        return [line.get_label() for line in figure.axes[1].get_lines()].count(seed_post.name)
+
+    cifar = experiment_figures.accuracy_curves([run("cifar10", 16000)], "linear-4", seed_post)
+    fits_the_column(cifar)
+    assert [ax.get_title() for ax in cifar.axes] == [
+        "linear-4: ensemble accuracy",
+        "linear-4: mean member accuracy",
+    ]
+    assert marked(cifar) == 1
+    for other in (run("cifar10", 2000), run("digits", 16000)):
+        assert marked(experiment_figures.accuracy_curves([other], "x", seed_post)) == 0
+    assert marked(experiment_figures.accuracy_curves([run("cifar10", 16000)], "x")) == 0
+
+
 @pytest.mark.slow
 def test_chapter_2s_reading_of_the_dpe_next_to_the_plain_ensemble_holds():
     # the same data, labels and settings as chapter 2: its prose says the plain ensemble's
