@@ -151,26 +151,25 @@ COMPARISONS = (
 
 def report(results, metrics=("ensemble_accuracy", "nll", "ece")) -> str:
     """The round table and the paired differences as Markdown: what the closing note shows."""
-    table = round_table(results, metrics)
-    header = ["method", "labels", "trials", *metrics]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for (method, labels), row in table.iterrows():
-        cells = [method, str(labels), str(int(row[("trials", "n")]))]
-        for metric in metrics:
-            mean, std = row[(metric, "mean")], row[(metric, "std")]
-            cells.append(f"{mean:.3f}" + ("" if std != std else f" ± {std:.3f}"))
-        lines.append("| " + " | ".join(cells) + " |")
+    from .markdown import summary_table, table
+
+    def method_and_labels(key) -> list[str]:
+        return [key[0], str(key[1])]
+
+    table_of_rounds = round_table(results, metrics)
+    lines = summary_table(table_of_rounds, ["method", "labels"], method_and_labels, metrics)
     methods = set(results["method"])
     for method, baseline in COMPARISONS:
         if method not in methods or baseline not in methods:
             continue
         paired = paired_differences(results, method, baseline)
         lines += ["", f"{method} minus {baseline}, ensemble accuracy:", ""]
-        columns = [str(c) for c in paired.columns]
-        lines += ["| labels | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
-        for labels, row in paired.iterrows():
-            cells = [str(v) if isinstance(v, (bool, np.bool_)) else f"{v:+.3f}" for v in row]
-            lines.append(f"| {labels} | " + " | ".join(cells) + " |")
+        rows = [
+            [str(labels)]
+            + [str(v) if isinstance(v, (bool, np.bool_)) else f"{v:+.3f}" for v in row]
+            for labels, row in paired.iterrows()
+        ]
+        lines += table(["labels", *map(str, paired.columns)], rows)
     return "\n".join(lines)
 
 

@@ -288,17 +288,13 @@ def sweep_grid(results, metrics: tuple[str, ...], width: int | None = None, colu
 
 def report(results, metrics: tuple[str, ...] = METRICS) -> str:
     """The summary as a Markdown table: one row per arm, ``mean ± std (n)`` per metric."""
-    table = summary(results)
-    header = ["width", "arm", "trials", *metrics]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for (width, form, beta), row in table.iterrows():
-        arm = "plain ensemble" if form == "plain" else f"{form}, beta={beta}"
-        cells = [str(width), arm, str(int(row[("trials", "n")]))]
-        for metric in metrics:
-            mean, std = row[(metric, "mean")], row[(metric, "std")]
-            cells.append(f"{mean:.3f}" + ("" if std != std else f" ± {std:.3f}"))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    from .markdown import summary_table
+
+    def arm(key) -> list[str]:
+        width, form, beta = key
+        return [str(width), "plain ensemble" if form == "plain" else f"{form}, beta={beta}"]
+
+    return "\n".join(summary_table(summary(results), ["width", "arm"], arm, metrics))
 
 
 # panel titles short enough for four panels side by side in the text column
