@@ -264,6 +264,66 @@ def paired_differences(results, metric: str = "ensemble_accuracy"):
     return table.sort_values(["width", "form", "beta_value"]).reset_index(drop=True)
 
 
+# results/objective-study/README.md, "How the default will be chosen", fixed before trial 1 ended:
+# judged on the first two trials, so that the chosen arm's third trial cannot change the choice
+RULE_TRIALS = (0, 1)
+NLL_TIE = 0.005  # nats: closer than this, the lower ECE decides
+
+
+def default_rule(results, width: int = 8, trials: tuple[int, ...] = RULE_TRIALS):
+    """The DPE arms ranked by the study's pre-registered rule; the ``chosen`` row is the default.
+
+    Among the arms with a pair for every one of ``trials``: the lowest mean
+    paired NLL difference against the plain ensemble first, where arms within
+    :data:`NLL_TIE` of it go by their mean ECE; the chosen arm is the first
+    whose accuracy is not *clearly* worse than the plain ensemble's
+    (:func:`paired_differences`' rule). Empty when no arm has enough pairs.
+    """
+    import pandas as pd
+
+    subset = results[(results["width"] == width) & results["trial"].isin(trials)]
+
+    def paired(metric):
+        return paired_differences(subset, metric).set_index(["form", "beta"])
+
+    nll, accuracy = paired("nll"), paired("ensemble_accuracy")
+    arms = subset[subset["form"] != "plain"]
+    table = pd.DataFrame(
+        {
+            "pairs": nll["pairs"],
+            "nll_difference": nll["mean_difference"],
+            "ece": arms.groupby(["form", "beta"])["ece"].mean(),
+            "accuracy_difference": accuracy["mean_difference"],
+            "accuracy_clearly_worse": accuracy["clear"] & (accuracy["mean_difference"] < 0),
+        }
+    )
+    remaining = table[table["pairs"] >= len(trials)]
+    order = []
+    while not remaining.empty:
+        best = remaining["nll_difference"].min()
+        tied = remaining[remaining["nll_difference"] <= best + NLL_TIE]
+        order.append(tied["ece"].idxmin())
+        remaining = remaining.drop(order[-1])
+    ranked = table.loc[order] if order else table.iloc[:0]
+    eligible = ~ranked["accuracy_clearly_worse"].astype(bool)
+    ranked = ranked.assign(chosen=False)
+    if eligible.any():
+        ranked.loc[eligible.idxmax(), "chosen"] = True
+    return ranked
+
+
+def chosen_arm(results, width: int = 8) -> tuple[str, str]:
+    """``(form, beta)`` of the arm :func:`default_rule` chooses; ValueError when it cannot yet."""
+    ranked = default_rule(results, width)
+    if not ranked["chosen"].any():
+        raise ValueError(
+            f"no DPE arm at width {width} has trials {RULE_TRIALS} paired with the plain "
+            "ensemble's and an accuracy not clearly worse: the rule cannot choose yet"
+        )
+    form, beta = ranked.index[ranked["chosen"]][0]
+    return str(form), str(beta)
+
+
 def sweep_grid(results, metrics: tuple[str, ...], width: int | None = None, columns: int = 2):
     """:func:`sweep_figure` for several metrics, side by side, sized for a page of text."""
     from matplotlib.figure import Figure

@@ -177,3 +177,74 @@ def test_reading_and_plotting_the_studies_starts_no_backend():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def rule_results(arms):
+    """A results frame: ``arms`` maps (form, beta) to per-trial (accuracy, nll, ece)."""
+    import pandas as pd
+
+    rows = [
+        {
+            "width": 8,
+            "form": form,
+            "beta": beta,
+            "beta_value": 0.0,
+            "trial": trial,
+            "ensemble_accuracy": accuracy,
+            "nll": nll,
+            "ece": ece,
+        }
+        for (form, beta), trials in arms.items()
+        for trial, (accuracy, nll, ece) in enumerate(trials)
+    ]
+    return pd.DataFrame(rows)
+
+
+PLAIN = {("plain", "0"): [(0.44, 1.53, 0.05), (0.45, 1.51, 0.06)]}
+
+
+def test_the_rule_takes_the_lowest_paired_nll_and_breaks_ties_by_ece():
+    results = rule_results(
+        {
+            **PLAIN,
+            ("exclusive", "elbo"): [(0.44, 1.50, 0.05), (0.45, 1.49, 0.06)],  # -0.025
+            ("inclusive", "elbo"): [(0.44, 1.51, 0.03), (0.45, 1.488, 0.03)],  # -0.021, lower ECE
+            ("paper", "elbo"): [(0.44, 1.40, 0.05)],  # best, but a single trial
+        }
+    )
+    ranked = studies.default_rule(results)
+    assert list(ranked.index) == [("inclusive", "elbo"), ("exclusive", "elbo")]
+    assert studies.chosen_arm(results) == ("inclusive", "elbo")
+    # outside the tie, NLL alone decides
+    results.loc[results["form"] == "exclusive", "nll"] -= 0.01
+    assert studies.chosen_arm(results) == ("exclusive", "elbo")
+
+
+def test_the_rule_skips_an_arm_whose_accuracy_is_clearly_worse():
+    results = rule_results(
+        {
+            **PLAIN,
+            ("exclusive", "elbo"): [(0.40, 1.40, 0.05), (0.41, 1.40, 0.06)],  # -0.04 every pair
+            ("paper", "elbo"): [(0.44, 1.52, 0.05), (0.45, 1.50, 0.06)],
+        }
+    )
+    ranked = studies.default_rule(results)
+    assert ranked.loc[("exclusive", "elbo"), "accuracy_clearly_worse"]
+    assert list(ranked.index[ranked["chosen"]]) == [("paper", "elbo")]
+    # a third trial of an arm does not enter the rule
+    third = rule_results({("exclusive", "elbo"): [(0, 0, 0), (0, 0, 0), (0.5, 0.1, 0.01)]})
+    with_third = studies.default_rule(pd_concat(results, third[third["trial"] == 2]))
+    assert list(with_third.index) == list(ranked.index)
+
+
+def test_the_rule_cannot_choose_without_two_paired_trials():
+    results = rule_results({**PLAIN, ("exclusive", "elbo"): [(0.44, 1.50, 0.05)]})
+    assert studies.default_rule(results).empty
+    with pytest.raises(ValueError, match="cannot choose yet"):
+        studies.chosen_arm(results)
+
+
+def pd_concat(*frames):
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)
