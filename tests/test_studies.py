@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dpe_tutorial import experiment, kl, studies
+from dpe_tutorial import config, experiment, kl, studies
+
+COMMITTED = Path(__file__).resolve().parents[1] / "results" / "objective-study"
 
 
 def test_the_arms_are_the_plain_ensemble_and_every_form_at_every_beta():
@@ -248,3 +251,12 @@ def pd_concat(*frames):
     import pandas as pd
 
     return pd.concat(frames, ignore_index=True)
+
+
+def test_the_package_default_is_the_arm_the_committed_study_chooses():
+    # the defaults follow the evidence: when new trials change the rule's choice, this fails
+    # until choices.DEFAULT_BETA and the default KL form are changed to match
+    results = studies.load_results(COMMITTED)
+    default = config.ExperimentConfig()
+    chosen = studies.chosen_arm(results)
+    assert (default.kl_form, config.beta_label(default.beta)) == chosen
