@@ -465,13 +465,15 @@ def compact_summary(results, metrics=("ensemble_accuracy", "nll", "ece"), width=
     """:func:`summary` for a page of text: ``mean ± std`` per metric, and the trials."""
     import pandas as pd
 
+    from .markdown import mean_and_spread
+
     width = int(results["width"].min()) if width is None else width
     table = summary(results[results["width"] == width])
     columns = {}
     for metric in metrics:
         mean, std = table[(metric, "mean")], table[(metric, "std")]
         columns[SHORT_NAMES.get(metric, metric)] = [
-            f"{m:.3f}" + ("" if s != s else f" ± {s:.3f}") for m, s in zip(mean, std, strict=True)
+            mean_and_spread(m, s) for m, s in zip(mean, std, strict=True)
         ]
     columns["trials"] = list(table[("trials", "n")])
     index = pd.MultiIndex.from_tuples([(f, b) for _, f, b in table.index], names=["form", "beta"])
