@@ -118,8 +118,9 @@ def paired_differences(results, method: str, baseline: str, metric: str = "ensem
 
     Columns: the difference of each trial, their mean and standard deviation,
     the baseline's own trial-to-trial standard deviation, and ``clear``:
-    every trial's difference has the same sign and the mean difference is
-    larger than the baseline's trial-to-trial spread.
+    :func:`dpe_tutorial.paired.clear` (every trial's difference of one sign,
+    the mean larger than the baseline's trial-to-trial spread and than the
+    differences' own).
     """
     import pandas as pd
 
@@ -180,7 +181,10 @@ def verdict(paired, method: str, baseline: str) -> str:
     trials = [c for c in paired.columns if str(c).startswith("trial ")]
     values = ", ".join(f"{row[c]:+.3f}" for c in trials if row[c] == row[c])
     if bool(row["clear"]):
-        reading = "larger than that spread, with the same sign in every trial"
+        reading = (
+            "larger than that spread and than the differences' own, "
+            "with the same sign in every trial"
+        )
     else:
         reading = "not beyond the trial-to-trial spread"
     return (

@@ -226,8 +226,9 @@ def paired_differences(results, metric: str = "ensemble_accuracy"):
     seed, so the difference removes what the trials share. Columns: the mean
     and standard deviation of the paired differences, the number of pairs,
     the plain ensemble's own trial-to-trial standard deviation, and
-    ``clear``: every pair has the same sign and the mean difference is larger
-    than the plain ensemble's trial-to-trial spread.
+    ``clear`` by :func:`dpe_tutorial.paired.clear` (one sign in every pair,
+    a mean larger than the plain ensemble's trial-to-trial spread and than
+    the pairs' own spread).
     """
     import pandas as pd
 
@@ -492,9 +493,9 @@ def describe_against_plain(table) -> list[str]:
         elif row["clear"]:
             good = (row["mean_difference"] < 0) == (metric in LOWER_IS_BETTER)
             reading = f"a clear {'improvement' if good else 'loss'} (same sign in every pair, "
-            reading += "larger than the plain ensemble's trial-to-trial spread)"
+            reading += "larger than the plain ensemble's trial-to-trial spread and the pairs' own)"
         else:
-            reading = "within the noise (signs differ, or smaller than the trial-to-trial spread)"
+            reading = "within the noise (signs differ, or not larger than the spreads)"
         spread = "" if pairs < 2 else f" ± {row['std_difference']:.3f}"
         sentences.append(
             f"{metric_name(metric)}: {row['mean_difference']:+.3f}{spread} over {pairs} "

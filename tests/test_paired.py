@@ -11,6 +11,10 @@ from dpe_tutorial import paired
         ([-0.05, -0.06, -0.04], 0.02, True),
         ([0.05, -0.01], 0.001, False),  # signs differ
         ([0.01, 0.02], 0.02, False),  # within the spread
+        # one sign and beyond the baseline's spread, but -0.017 +/- 0.023: the pairs scatter
+        # more than their mean
+        ([-0.033, -0.001], 0.002, False),
+        ([-0.033, -0.001, np.nan], 0.002, False),
         ([0.05], 0.0, False),  # one pair is never clear
         ([0.05, np.nan, 0.06], 0.02, True),  # a missing pair is left out
         ([np.nan, np.nan], 0.02, False),
