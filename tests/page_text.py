@@ -1,4 +1,4 @@
-"""What a built page must not show: TensorFlow's log lines, Python warnings, build-machine paths.
+"""What a built page must not show: TensorFlow's log lines, Python warnings, object reprs, paths.
 
 A notebook cell that logs through TensorFlow or ``absl``, or prints a path of
 the machine that built the book, puts that text into the page; a reader sees
@@ -24,6 +24,8 @@ NOISE = (
         r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.]+:\d+\]",
     ),
     ("Python warning", r"\b[A-Z]\w*Warning: "),
+    # the repr of an object a cell returned by accident: <module.Class at 0x7f...>
+    ("object repr", r"<[\w.]+(?: object)? at 0x[0-9a-f]+>"),
     (
         "build-machine path",
         # a path segment starting one of these folders; not the tail of a URL (github.com/home/)
