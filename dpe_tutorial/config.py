@@ -410,7 +410,8 @@ def _method(config: ExperimentConfig, folder: bool) -> str:
     "random", whatever it trains.
     """
     if config.beta == 0:
-        model = "ensemble"
+        # the folder keeps its old name, so that committed runs still resume
+        model = "ensemble" if folder else "plain ensemble"
     elif folder:
         model = f"dpe-{config.kl_form}-{beta_label(config.beta).replace('*', '-x')}"
     else:

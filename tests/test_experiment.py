@@ -124,7 +124,7 @@ def test_method_labels_tell_the_baselines_apart():
     assert base.with_overrides(["beta=1e-5", "kl_form=paper"]).method == (
         "DPE paper, beta=1e-05 (predictive_entropy)"
     )
-    assert base.with_overrides(["beta=0"]).method == "ensemble (predictive_entropy)"
+    assert base.with_overrides(["beta=0"]).method == "plain ensemble (predictive_entropy)"
     assert base.with_overrides(["acquisition=random"]).method == "random"
 
 
