@@ -16,6 +16,9 @@ to a few pixels.
 ``colour(name)``                a colour by role (``"dpe"``, ``"plain"``,
                                 ``"exclusive"``, ...) or by Okabe-Ito name
 ``series(n)``                   the first ``n`` colours of :data:`SERIES`
+``categories(n)``               ``n`` <= 10 colours for the classes of a data
+                                set (Paul Tol's colour-blind-safe "muted"
+                                scheme, its pale grey last)
 ``figsize(columns, rows, ...)`` a ``(width, height)`` in inches that fits the
                                 text column
 =============================== ===============================================
@@ -90,6 +93,29 @@ def series(n: int) -> list[str]:
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(SERIES):
         raise ValueError(f"n must be an integer in [0, {len(SERIES)}], got {n!r}")
     return list(SERIES[:n])
+
+
+# Paul Tol's "muted" qualitative scheme (https://personal.sron.nl/~pault/), colour-blind safe;
+# Okabe-Ito has only eight colours, and CIFAR-10 has ten classes
+MUTED = (
+    "#332288",
+    "#88CCEE",
+    "#44AA99",
+    "#117733",
+    "#999933",
+    "#DDCC77",
+    "#CC6677",
+    "#882255",
+    "#AA4499",
+    "#DDDDDD",
+)
+
+
+def categories(n: int) -> list[str]:
+    """``n`` colours for ``n`` categories (classes), at most ten, from :data:`MUTED`."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(MUTED):
+        raise ValueError(f"n must be an integer in [0, {len(MUTED)}], got {n!r}")
+    return list(MUTED[:n])
 
 
 def figsize(

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from . import checks, metrics
+from . import checks, metrics, palette
 from .plots import figure_and_axes
 from .results import Run, load_round, saved_rounds
 
@@ -79,7 +80,7 @@ def reliability_diagram(
     ax.set_xlabel("confidence (largest mean probability)")
     ax.set_ylabel("accuracy")
     ax.set_title(
-        f"{run.method}\ntrial {trial}, round {round} ({arrays['labelled'].size} labels): "
+        f"{run.method}\ntrial {trial}, {_round_name(round)} ({arrays['labelled'].size} labels): "
         f"ECE = {ece:.3f}",
         fontsize="medium",
     )
@@ -113,7 +114,7 @@ def score_histograms(run: Run, trial: int = 0, ax=None) -> Figure:
             edges,
             color=colour,
             linewidth=1.5,
-            label=f"round {round}: {arrays['labelled'].size} labelled, "
+            label=f"{_round_name(round)}: {arrays['labelled'].size} labelled, "
             f"{arrays['acquired'].size} acquired",
         )
         ax.axvline(
@@ -240,7 +241,7 @@ def acquired_grid(
         ax.set_xticks([])
         ax.set_yticks([])
     figure.suptitle(
-        f"{run.method}: first {acquired.size} acquired after round {round} (trial {trial})",
+        f"{run.method}: first {acquired.size} acquired after {_round_name(round)} (trial {trial})",
         fontsize="medium",
     )
     return figure
@@ -276,9 +277,14 @@ def _acquisition(run: Run) -> str:
     return str(run.config.get("acquisition") or run.results["acquisition"].iloc[0])
 
 
+def _round_name(round: int) -> str:
+    """How a figure names a round: counted from 1, as the book counts them (files count from 0)."""
+    return f"round {round + 1}"
+
+
 def _class_colours(n_classes: int) -> np.ndarray:
     if n_classes <= 10:
-        return matplotlib.colormaps["tab10"](np.arange(n_classes))
+        return np.array([to_rgba(c) for c in palette.categories(n_classes)])
     if n_classes <= 20:
         return matplotlib.colormaps["tab20"](np.arange(n_classes))
     return matplotlib.colormaps["viridis"](np.linspace(0.0, 1.0, n_classes))

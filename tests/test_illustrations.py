@@ -110,6 +110,13 @@ def test_series_rejects_more_colours_than_it_has():
         palette.series(len(palette.SERIES) + 1)
 
 
+def test_ten_distinct_class_colours_and_no_more():
+    colours = palette.categories(10)
+    assert len(set(colours)) == 10 and palette.categories(3) == colours[:3]
+    with pytest.raises(ValueError, match="n must be an integer"):
+        palette.categories(11)
+
+
 # -- the two-moons figures -----------------------------------------------------
 
 

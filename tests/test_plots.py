@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from dpe_tutorial import metrics, plots, round_figures
+from dpe_tutorial import metrics, palette, plots, round_figures
 
 POOL, TEST, CLASSES = 60, 20, 3
 SIZES = [10, 20, 30]
@@ -299,9 +300,10 @@ def test_reliability_diagram_draws_metrics_reliability(dpe):
     np.testing.assert_array_equal(heights[~filled], 0.0)
     ece = metrics.expected_calibration_error(probs, TEST_LABELS, 5)
     assert f"ECE = {ece:.3f}" in ax.get_title()
-    assert "round 2 (30 labels)" in ax.get_title()
+    # figures count rounds from 1, files from 0
+    assert "round 3 (30 labels)" in ax.get_title()
     assert (
-        "round 0 (10 labels)"
+        "round 1 (10 labels)"
         in round_figures.reliability_diagram(dpe, TEST_LABELS, round=0).axes[0].get_title()
     )
 
@@ -321,7 +323,7 @@ def test_score_histograms_one_per_acquiring_round(dpe):
     for patch, round, unlabelled in zip(ax.patches, [0, 1], [50, 40], strict=True):
         counts = patch.get_data().values
         assert counts.sum() == unlabelled
-        assert f"round {round}" in patch.get_label()
+        assert f"round {round + 1}:" in patch.get_label()
     assert patch.get_edgecolor() != ax.patches[0].get_edgecolor()
     thresholds = [line.get_xdata()[0] for line in ax.lines]
     for threshold, round in zip(thresholds, [0, 1], strict=True):
@@ -340,6 +342,10 @@ def test_class_balance_fractions(dpe):
         np.testing.assert_allclose(heights[:, round], by_hand)
     assert [label.get_text() for label in ax.get_xticklabels()] == ["10", "20", "30"]
     assert [bars.get_label() for bars in ax.containers] == CLASS_NAMES
+    # the classes in the book's colour-blind-safe scheme
+    assert [to_hex(bars.patches[0].get_facecolor()) for bars in ax.containers] == [
+        c.lower() for c in palette.categories(CLASSES)
+    ]
     with pytest.raises(ValueError, match="one label per pool image"):
         round_figures.class_balance(dpe, POOL_LABELS[:10], CLASS_NAMES)
     with pytest.raises(ValueError, match=r"lie in \[0, 2\)"):
