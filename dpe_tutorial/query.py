@@ -480,17 +480,19 @@ def _save_contact_sheet(images: np.ndarray, table: pd.DataFrame, path: Path, tot
     from .plots import save_figure
 
     n = len(table)
-    columns = min(6, n)  # about 1,150 px wide: readable on a screen and in the book's column
+    # four across: the sheet is the width of the book's text column, so its captions read
+    # at about body-text size there and on a screen
+    columns = min(4, n)
     rows = -(-n // columns)
-    figure = Figure(figsize=(1.6 * columns, 1.9 * rows + 0.4))
+    figure = Figure(figsize=(1.75 * columns, 2.2 * rows + 0.4))
     for i, row in enumerate(table.itertuples(index=False)):
         axes = figure.add_subplot(rows, columns, i + 1)
         axes.imshow(images[i], interpolation="nearest")
         axes.set_xticks([])
         axes.set_yticks([])
-        axes.set_title(f"#{row.rank}  score {row.score:.4f}", fontsize=7)
+        axes.set_title(f"#{row.rank}  score {row.score:.3f}", fontsize=9)
         name = row.path if len(row.path) <= 22 else "…" + row.path[-21:]
-        axes.set_xlabel(f"{name}\n{row.predicted} {row.probability:.0%}", fontsize=6)
+        axes.set_xlabel(f"{name}\n{row.predicted} {row.probability:.0%}", fontsize=8.5)
     shown = f"top {n} of {total}" if n < total else f"all {n}"
-    figure.suptitle(f"Label these next ({shown}; score, then path and predicted class)")
+    figure.suptitle(f"Label these next ({shown}): score; path, predicted class")
     save_figure(figure, path)
