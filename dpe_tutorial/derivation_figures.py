@@ -21,8 +21,10 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from . import palette
 from .illustrations import SCORE_MAP, panels
@@ -67,7 +69,7 @@ def conjugate_densities(model, x, q: tuple[float, float]) -> Figure:
         ax.plot(theta, density, style, color=palette.colour(role), lw=2, label=label)
     ax.plot(x, np.zeros_like(x), "|", color="black", ms=12, mew=1.5, label="measurements $x_i$")
     ax.set(xlabel=r"$\theta$", ylabel="density")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return figure
 
 
@@ -94,11 +96,13 @@ def elbo_landscape(
     ax = axes[0, 0]
     filled = ax.contourf(a, log_b, elbo, levels=levels, cmap=SCORE_MAP)
     lines = ax.contour(a, log_b, elbo, levels=levels[1:-1], colors="white", linewidths=0.8)
-    ax.clabel(
+    labels = ax.clabel(
         lines,
         fmt={lv: f"gap {g:g}" for lv, g in zip(levels[1:-1], gaps[::-1], strict=True)},
         fontsize="small",
     )
+    for label in labels:  # white with a dark rim: readable on the dark and the light bands
+        label.set_path_effects([patheffects.withStroke(linewidth=2.5, foreground="black")])
     for point, marker, size, colour, label in (
         (posterior, "*", 13, "vermillion", r"posterior $(m_n, \log s_n)$"),
         (prior, "s", 8, "sky blue", r"prior $(m_0, \log \sigma_p)$"),
@@ -115,7 +119,7 @@ def elbo_landscape(
     colourbar = figure.colorbar(filled, ax=ax, label="ELBO (nats)")
     colourbar.set_ticks(levels[1:], labels=[f"gap {g:g}" for g in gaps[::-1]] + [r"$\log p(x)$"])
     ax.set(xlabel="mean $a$ of $q$", ylabel=r"$\log b$ (log std. of $q$)")
-    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, fontsize="small", frameon=False)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, frameon=False)
     return figure
 
 
@@ -197,6 +201,7 @@ def pooled_weights(stacked, prior_var: float, shown: int = 12) -> Figure:
     )
     members.axhline(0.0, color="black", linewidth=0.6)
     members.set(xlabel=f"weight index $i$ (first {index.size})", ylabel="weight value")
+    members.xaxis.set_major_locator(MaxNLocator(integer=True))
     members.set_title("Member values, one Gaussian each", fontsize="medium")
     members.legend(
         loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize="small", ncols=2, frameon=False

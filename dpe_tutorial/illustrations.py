@@ -123,8 +123,8 @@ def labelled_scatter(ax, x, y, pool=None, *, size: float = 22, legend: bool = Fa
         ax.scatter(
             *x[y == c].T,
             color=colour,
-            edgecolor="black",
-            linewidths=0.6,
+            edgecolor="white",  # a light rim shows on the dark end of the score maps too
+            linewidths=0.8,
             s=size,
             label=f"labelled, class {c}",
             zorder=3,
@@ -253,7 +253,8 @@ def loop_figure(runs: Mapping[str, object], points, first_labelled) -> Figure:
     sizes = next(iter(runs.values()))["n_labeled"]
     curve.set(xlabel="labelled points", ylabel="test accuracy", xticks=list(sizes))
     curve.set_title("One trial", fontsize="medium")
-    curve.legend(fontsize="small", loc="upper left")
+    # below the panel: inside, the legend of so narrow a panel covers the curves
+    top.legend(loc="outside lower center", fontsize="small", frameon=False)
     round_colours = palette.series(len(sizes))[1:]
     for ax, (name, run) in zip(maps, runs.items(), strict=True):
         ax.scatter(*points.T, color=palette.colour("pool"), s=3, linewidths=0)

@@ -10,6 +10,7 @@ a results folder: the functions that need them take them as arguments.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib
@@ -79,9 +80,10 @@ def reliability_diagram(
     ax.set_aspect("equal")
     ax.set_xlabel("confidence (largest mean probability)")
     ax.set_ylabel("accuracy")
+    # the method wrapped, so that diagrams side by side keep a readable title
     ax.set_title(
-        f"{run.method}\ntrial {trial}, {_round_name(round)} ({arrays['labelled'].size} labels): "
-        f"ECE = {ece:.3f}",
+        f"{textwrap.fill(run.method, 32)}\ntrial {trial}, {_round_name(round)} "
+        f"({arrays['labelled'].size} labels)\nECE = {ece:.3f}",
         fontsize="medium",
     )
     ax.legend(loc="upper left", fontsize="small")

@@ -245,6 +245,10 @@ def test_loop_figure_has_a_curve_per_run_and_a_map_per_run():
         "acquired by predictive entropy",
         "acquired by random",
     ]
+    # the curves' legend sits below their panel, not over the curves
+    assert curve.get_legend() is None
+    legends = [legend for subfigure in figure.subfigs for legend in subfigure.legends]
+    assert len(legends) == 2
 
 
 # -- derivations -----------------------------------------------------------------
