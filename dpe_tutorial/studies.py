@@ -313,8 +313,25 @@ def default_rule(results, width: int = 8, trials: tuple[int, ...] = RULE_TRIALS)
     return ranked
 
 
+def arms_lacking_rule_trials(results, width: int = 8) -> list[tuple[str, str]]:
+    """The DPE arms at ``width`` without a result for every trial of :data:`RULE_TRIALS`."""
+    arms = results[(results["width"] == width) & (results["form"] != "plain")]
+    done = arms[arms["trial"].isin(RULE_TRIALS)].groupby(["form", "beta"])["trial"].nunique()
+    every = arms.groupby(["form", "beta"]).size().index
+    return [arm for arm in every if done.get(arm, 0) < len(RULE_TRIALS)]
+
+
 def chosen_arm(results, width: int = 8) -> tuple[str, str]:
-    """``(form, beta)`` of the arm :func:`default_rule` chooses; ValueError when it cannot yet."""
+    """``(form, beta)`` of the arm :func:`default_rule` chooses; ValueError when it cannot yet.
+
+    The rule chooses once every arm of the study has the trials it judges by.
+    """
+    lacking = arms_lacking_rule_trials(results, width)
+    if lacking:
+        raise ValueError(
+            f"{len(lacking)} arm(s) at width {width} lack trials {RULE_TRIALS} "
+            f"(first: {lacking[0][0]}, beta={lacking[0][1]}): the rule cannot choose yet"
+        )
     ranked = default_rule(results, width)
     if not ranked["chosen"].any():
         raise ValueError(
