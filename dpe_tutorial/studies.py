@@ -519,3 +519,29 @@ def describe_against_plain(table) -> list[str]:
             f"pair(s); {reading}."
         )
     return sentences
+
+
+def headline(table, name: str = "DPE") -> str:
+    """The study's one-sentence answer from an :func:`arm_against_plain` table.
+
+    As the pre-registered rule says (results/objective-study/README.md): "DPE
+    does not beat a plain ensemble here" when the arm is clearly better on no
+    metric; otherwise the metrics it is clearly better on. Clear losses are
+    named either way.
+    """
+    from .plots import LOWER_IS_BETTER, metric_name
+
+    better, worse = [], []
+    for metric, row in table.iterrows():
+        if row["pairs"] >= 2 and row["clear"]:
+            good = (row["mean_difference"] < 0) == (metric in LOWER_IS_BETTER)
+            # the name without its unit: "negative log-likelihood", not "... (nats)"
+            (better if good else worse).append(metric_name(metric).split(" (")[0])
+    pairs = int(table["pairs"].min())
+    if better:
+        sentence = f"{name} is clearly better than a plain ensemble on {', '.join(better)}"
+    else:
+        sentence = f"{name} does not beat a plain ensemble here: it is clearly better on no metric"
+    if worse:
+        sentence += f", and clearly worse on {', '.join(worse)}"
+    return f"{sentence} ({pairs} paired trial{'s' if pairs != 1 else ''})."

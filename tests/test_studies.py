@@ -137,6 +137,15 @@ def test_one_arm_against_the_plain_ensemble_metric_by_metric(study):
     assert "one pair: no spread to judge it by" in studies.describe_against_plain(single)[0]
     with pytest.raises(ValueError, match="no paired trials of inclusive, beta=elbo at width 8"):
         studies.arm_against_plain(results, "inclusive", "elbo", ("ensemble_accuracy",))
+    assert studies.headline(table) == (
+        "DPE is clearly better than a plain ensemble on ensemble accuracy, negative "
+        "log-likelihood (2 paired trials)."
+    )
+    assert studies.headline(worse) == (
+        "DPE does not beat a plain ensemble here: it is clearly better on no metric, and clearly "
+        "worse on ensemble accuracy (2 paired trials)."
+    )
+    assert studies.headline(single).startswith("DPE does not beat a plain ensemble here")
 
 
 def test_the_paired_trials_figure_draws_a_line_per_trial_and_the_means(study):
