@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import acquisition, active, checks, choices, data
-from .choices import DEFAULT_BETA, elbo_multiple
+from .choices import DEFAULT_BETA, DEFAULT_KL_FORM, elbo_multiple
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class ExperimentConfig:
     width: int = 8
     layout: str = "branches"
     beta: float | str = DEFAULT_BETA
-    kl_form: str = "exclusive"
+    kl_form: str = DEFAULT_KL_FORM
     regularize_batchnorm: bool = True
     acquisition: str = "predictive_entropy"
     epochs: int = 15

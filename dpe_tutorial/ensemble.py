@@ -62,6 +62,7 @@ from keras import layers, ops
 from . import checks, kl, models, priors
 from .choices import (
     DEFAULT_BETA,
+    DEFAULT_KL_FORM,
     LAYOUTS,
     check_members,
     elbo_multiple,
@@ -91,7 +92,7 @@ class DeepProbabilisticEnsemble(keras.Model):
         member_kwargs: dict | None = None,
         layout: str = "branches",
         beta: float | str = DEFAULT_BETA,
-        kl_form: str = "exclusive",
+        kl_form: str = DEFAULT_KL_FORM,
         regularize_batchnorm: bool = True,
         mixed_precision: bool = False,
         labeled_size: int | None = None,

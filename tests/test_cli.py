@@ -31,6 +31,7 @@ def cli(*args, env=None, timeout=600):
 
 
 def test_presets_are_a_table_with_a_column_per_preset_and_beta_and_kl_form(capsys):
+    from dpe_tutorial.choices import DEFAULT_BETA, DEFAULT_KL_FORM
     from dpe_tutorial.config import PRESETS
 
     assert main(["presets"]) == 0
@@ -38,8 +39,8 @@ def test_presets_are_a_table_with_a_column_per_preset_and_beta_and_kl_form(capsy
     assert lines[0].split() == ["field", *PRESETS]
     rows = {line.split()[0]: line.split()[1:] for line in lines[2:] if line.strip()}
     # beta and kl_form are set by no preset: shown anyway, with their defaults
-    assert rows["beta"] == ["elbo*0.1"] * len(PRESETS)
-    assert rows["kl_form"] == ["exclusive"] * len(PRESETS)
+    assert rows["beta"] == [DEFAULT_BETA] * len(PRESETS)
+    assert rows["kl_form"] == [DEFAULT_KL_FORM] * len(PRESETS)
     assert rows["dataset"] == [PRESETS[name]["dataset"] for name in PRESETS]
     assert "momentum" not in rows  # the same in every preset: left to `fields`
     assert "{" not in "\n".join(lines)  # not JSON

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from dpe_tutorial import experiment, results
+from dpe_tutorial.choices import DEFAULT_BETA, DEFAULT_KL_FORM
 from dpe_tutorial.experiment import ExperimentConfig
 
 TINY = {
@@ -115,9 +116,11 @@ def test_yaml_configs(tmp_path):
 
 
 def test_method_labels_tell_the_baselines_apart():
-    base = ExperimentConfig.from_dict(TINY)
-    assert base.kl_form == "exclusive"  # the default: KL(q || p), the ELBO's divergence
-    assert base.method == "DPE exclusive, beta=elbo*0.1 (predictive_entropy)"  # the default
+    assert ExperimentConfig.from_dict(TINY).method == (
+        f"DPE {DEFAULT_KL_FORM}, beta={DEFAULT_BETA} (predictive_entropy)"  # the default
+    )
+    base = ExperimentConfig.from_dict({**TINY, "kl_form": "exclusive", "beta": "elbo*0.1"})
+    assert base.method == "DPE exclusive, beta=elbo*0.1 (predictive_entropy)"
     assert (
         base.with_overrides(["beta=elbo"]).method == "DPE exclusive, beta=elbo (predictive_entropy)"
     )
@@ -143,7 +146,7 @@ def test_configure_applies_only_the_parameters_that_are_set():
 
 
 def test_baselines_share_everything_but_the_method():
-    config = ExperimentConfig.from_dict(TINY)
+    config = ExperimentConfig.from_dict({**TINY, "kl_form": "exclusive", "beta": "elbo*0.1"})
     dpe, random, plain = experiment.with_baselines(config)
     assert dpe is config
     assert random.to_dict() == {**config.to_dict(), "acquisition": "random"}
@@ -232,7 +235,9 @@ def test_a_folder_of_another_config_is_refused(tiny_run):
 def test_run_comparison_puts_each_method_in_its_own_folder(tmp_path):
     from dpe_tutorial import plots
 
-    config = ExperimentConfig.from_dict({**TINY, "epochs": 1, "name": "tiny"})
+    config = ExperimentConfig.from_dict(
+        {**TINY, "epochs": 1, "name": "tiny", "kl_form": "exclusive", "beta": "elbo*0.1"}
+    )
     folders = experiment.run_comparison(experiment.with_baselines(config), tmp_path, quiet=True)
     assert [f.relative_to(tmp_path).as_posix() for f in folders] == [
         "tiny/dpe-exclusive-elbo-x0.1-predictive_entropy",

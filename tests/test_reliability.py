@@ -29,6 +29,7 @@ from PIL import Image
 
 from dpe_tutorial import active, data, experiment, lock, results, run_record
 from dpe_tutorial import cli as cli_module
+from dpe_tutorial.choices import DEFAULT_BETA
 from dpe_tutorial.cli import main
 
 # two rounds of a tiny ensemble on digits: seconds
@@ -290,7 +291,7 @@ def test_diverged_training_stops_the_run_and_saves_no_row_for_it(tmp_path, capsy
     line = error_line(capsys)
     match = re.search(r"training diverged in trial 0, round (\d) \(\d+ labels\).* epoch \d", line)
     assert match, line
-    assert "lower learning_rate (now 10000) or a smaller beta (now elbo*0.1)" in line
+    assert f"lower learning_rate (now 10000) or a smaller beta (now {DEFAULT_BETA})" in line
     diverged_round = int(match[1])
     checkpoint = active.read_checkpoint(out / "checkpoints" / "trial0.json")
     assert len(checkpoint["rows"] if checkpoint else []) == diverged_round
