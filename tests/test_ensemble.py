@@ -12,6 +12,7 @@ from keras import layers, ops
 from sklearn.datasets import load_digits
 
 from dpe_tutorial import kl, models
+from dpe_tutorial.choices import DEFAULT_KL_FORM
 from dpe_tutorial.ensemble import DeepProbabilisticEnsemble
 
 pytestmark = pytest.mark.keras_backend
@@ -218,9 +219,9 @@ def test_tempered_elbo_beta_is_a_multiple_of_members_over_labelled_size():
     assert float(numpy_of(model.beta_variable.value)) == pytest.approx(0.1 * 4 / 1000)
 
 
-def test_the_default_kl_form_is_exclusive():
-    assert make().kl_form == "exclusive"
-    assert make().get_config()["kl_form"] == "exclusive"
+def test_the_default_kl_form_is_the_package_default():
+    assert make().kl_form == DEFAULT_KL_FORM
+    assert make().get_config()["kl_form"] == DEFAULT_KL_FORM
 
 
 def test_elbo_beta_on_a_generator_needs_the_labelled_size(digits):

@@ -114,6 +114,7 @@ def test_ensemble_on_2d_features(layout):
         member_kwargs={"width": 8, "depth": 1},
         layout=layout,
         beta=0.1,
+        kl_form="exclusive",  # the form hand_exclusive_kl computes
         input_mean=[0.5, 0.25],
         input_std=[0.9, 0.5],
     )
