@@ -22,6 +22,7 @@ from pathlib import Path
 from . import paired as paired_rule
 from .choices import FORMS, elbo_multiple
 from .config import ExperimentConfig, beta_label, run_slug
+from .markdown import mean_and_spread, summary_table
 
 # the ladder of beta values every form is tried at: E / N, tempered, the seed's fixed 1e-5
 BETAS = ("elbo", "elbo*0.1", "elbo*0.01", 1e-5)
@@ -366,7 +367,6 @@ def sweep_grid(results, metrics: tuple[str, ...], width: int | None = None, colu
 
 def report(results, metrics: tuple[str, ...] = METRICS) -> str:
     """The summary as a Markdown table: one row per arm, ``mean ± std (n)`` per metric."""
-    from .markdown import summary_table
 
     def arm(key) -> list[str]:
         width, form, beta = key
@@ -483,8 +483,6 @@ def compact_summary(results, metrics=("ensemble_accuracy", "nll", "ece"), width=
     """:func:`summary` for a page of text: ``mean ± std`` per metric, and the trials."""
     import pandas as pd
 
-    from .markdown import mean_and_spread
-
     width = int(results["width"].min()) if width is None else width
     table = summary(results[results["width"] == width])
     columns = {}
@@ -500,7 +498,7 @@ def compact_summary(results, metrics=("ensemble_accuracy", "nll", "ece"), width=
 
 def describe_against_plain(table) -> list[str]:
     """A plain sentence per metric of an :func:`arm_against_plain` table."""
-    from .plots import LOWER_IS_BETTER, metric_name
+    from .plots import metric_name
 
     sentences = []
     for metric, row in table.iterrows():
@@ -508,7 +506,7 @@ def describe_against_plain(table) -> list[str]:
         if pairs < 2:
             reading = "one pair: no spread to judge it by"
         elif row["clear"]:
-            good = (row["mean_difference"] < 0) == (metric in LOWER_IS_BETTER)
+            good = _improves(metric, row["mean_difference"])
             reading = f"a clear {'improvement' if good else 'loss'} (same sign in every pair, "
             reading += "larger than the plain ensemble's trial-to-trial spread and the pairs' own)"
         else:
@@ -529,12 +527,12 @@ def headline(table, name: str = "DPE") -> str:
     metric; otherwise the metrics it is clearly better on. Clear losses are
     named either way.
     """
-    from .plots import LOWER_IS_BETTER, metric_name
+    from .plots import metric_name
 
     better, worse = [], []
     for metric, row in table.iterrows():
         if row["pairs"] >= 2 and row["clear"]:
-            good = (row["mean_difference"] < 0) == (metric in LOWER_IS_BETTER)
+            good = _improves(metric, row["mean_difference"])
             # the name without its unit: "negative log-likelihood", not "... (nats)"
             (better if good else worse).append(metric_name(metric).split(" (")[0])
     pairs = int(table["pairs"].min())
@@ -545,3 +543,10 @@ def headline(table, name: str = "DPE") -> str:
     if worse:
         sentence += f", and clearly worse on {', '.join(worse)}"
     return f"{sentence} ({pairs} paired trial{'s' if pairs != 1 else ''})."
+
+
+def _improves(metric: str, difference: float) -> bool:
+    """Whether an arm-minus-plain difference in ``metric`` is in the better direction."""
+    from .plots import LOWER_IS_BETTER
+
+    return (difference < 0) == (metric in LOWER_IS_BETTER)
