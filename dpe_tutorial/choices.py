@@ -80,13 +80,30 @@ def elbo_multiple(beta, name: str = "beta") -> float | None:
     return factor
 
 
-def check_members(n_members, beta, name: str = "n_members") -> int:
-    """``n_members`` as an int: at least 1, and at least 2 unless ``beta`` is 0."""
+# The inclusive and papers' forms divide by each weight's spread s^2 over the
+# members. For E members drawn independently, E s^2 / sigma^2 is chi-square with
+# E - 1 degrees of freedom, and the mean of 1 / s^2 is finite only for E >= 4:
+# with 2 or 3 members, among a network's thousands of weights some start with
+# a spread near 0, and the first steps of gradient descent throw them out (NaN).
+MIN_MEMBERS_DIVIDING_FORMS = 4
+DIVIDING_FORMS = ("inclusive", "paper")
+
+
+def check_members(n_members, beta, name: str = "n_members", kl_form=None) -> int:
+    """``n_members`` as an int: at least 1, at least 2 unless ``beta`` is 0, and at
+    least :data:`MIN_MEMBERS_DIVIDING_FORMS` for a form that divides by the spread."""
     n = checks.whole_number(name, n_members, minimum=1)
     if n < 2 and beta != 0:
         raise ValueError(
             f"{name} must be at least 2 when beta is not 0 (the KL penalty needs a spread "
             f"between members), got {n}; use beta=0 for a single network"
+        )
+    if kl_form in DIVIDING_FORMS and beta != 0 and n < MIN_MEMBERS_DIVIDING_FORMS:
+        raise ValueError(
+            f"{name} must be at least {MIN_MEMBERS_DIVIDING_FORMS} for kl_form {kl_form!r}, "
+            f"got {n}: it divides by the members' spread, which fewer members leave near 0 "
+            "for some weights, and training blows up; use more members, "
+            "kl_form='exclusive' or beta=0"
         )
     return n
 

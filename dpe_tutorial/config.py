@@ -163,7 +163,10 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "the labelled-set size of each round (K rounds, ending at budget)",
     ),
     "budget": ("whole >= 1", "labelled images after the last round"),
-    "members": ("whole >= 1 (>= 2 unless beta is 0)", "networks in the ensemble (E)"),
+    "members": (
+        "whole >= 1 (>= 2 unless beta is 0; >= 4 for inclusive and paper)",
+        "networks in the ensemble (E)",
+    ),
     "member": (_one_of(choices.BUILTIN_MEMBERS), "the architecture of each member"),
     "width": ("whole >= 1", "channels (or units) of each member's first layer"),
     "layout": (_one_of(choices.LAYOUTS), "members side by side, or fused by grouped convs"),
@@ -462,11 +465,12 @@ def _validate(config: ExperimentConfig) -> None:
             f"got {c.schedule!r}"
         ) from None
     elbo_multiple(c.beta, field("beta"))
-    object.__setattr__(c, "members", choices.check_members(c.members, c.beta, field("members")))
+    choices.check_form(c.kl_form, field("kl_form"))
+    members = choices.check_members(c.members, c.beta, field("members"), c.kl_form)
+    object.__setattr__(c, "members", members)
     choice("member", choices.member_names())
     whole("width")
     choice("layout", choices.LAYOUTS)
-    choices.check_form(c.kl_form, field("kl_form"))
     checks.flag(field("regularize_batchnorm"), c.regularize_batchnorm)
     choice("acquisition", acquisition.names())
     whole("epochs")

@@ -22,7 +22,9 @@ The arguments of :class:`DeepProbabilisticEnsemble`:
 input_shape: ``(height, width, channels)`` of the images, or
     ``(features,)`` for feature vectors (with the ``"mlp"`` member).
 n_classes: number of classes.
-n_members: E, the number of members (at least 2 when beta > 0).
+n_members: E, the number of members (at least 2 when beta > 0, and at least
+    4 with the inclusive and papers' forms, which divide by the spread:
+    :data:`~dpe_tutorial.choices.MIN_MEMBERS_DIVIDING_FORMS`).
 member: name of a member builder in :mod:`dpe_tutorial.models`
     (``"resnet18"``, ``"small_cnn"``, ``"mlp"``, or one added with
     :func:`~dpe_tutorial.models.register_member`).
@@ -323,9 +325,9 @@ def _summed_member_cross_entropy(logits, labels, sample_weight=None):
 
 def _check_config(n_members, layout, beta, kl_form, labeled_size) -> None:
     elbo_multiple(beta)
-    check_members(n_members, beta)
-    checks.one_of("layout", layout, LAYOUTS)
     kl.check_form(kl_form, "kl_form")
+    check_members(n_members, beta, kl_form=kl_form)
+    checks.one_of("layout", layout, LAYOUTS)
     checks.whole_number("labeled_size", labeled_size, minimum=1, optional=True)
 
 

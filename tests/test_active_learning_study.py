@@ -126,6 +126,7 @@ def test_every_method_of_a_trial_starts_from_the_same_labelled_set(tmp_path, cap
         "test_subset": None,
         "member": "small_cnn",
         "members": 2,
+        "kl_form": "exclusive",  # two members: the default (papers') form needs four
         "width": 2,
         "schedule": "linear-2",
         "budget": 40,

@@ -23,6 +23,7 @@ N_CLASSES = 10
 
 def make(layout="branches", n_members=3, **kwargs):
     kwargs.setdefault("member", "small_cnn")
+    kwargs.setdefault("kl_form", "exclusive")  # three members: the papers' form needs four
     kwargs.setdefault("member_kwargs", {"width": 4})
     kwargs.setdefault("beta", 0.01)
     return DeepProbabilisticEnsemble(SHAPE, N_CLASSES, n_members=n_members, layout=layout, **kwargs)
@@ -129,7 +130,7 @@ def test_members_are_initialised_independently(layout):
 @pytest.mark.parametrize("form", kl.FORMS)
 def test_loss_equals_a_hand_computation(layout, form, digits):
     images, labels = digits
-    model = make(layout, beta=0.003, kl_form=form)
+    model = make(layout, n_members=4, beta=0.003, kl_form=form)
     x, y = images[:16], labels[:16]
     logits = numpy_of(model(x))
     loss = float(numpy_of(model.compute_loss(x, y, logits)))
@@ -220,8 +221,9 @@ def test_tempered_elbo_beta_is_a_multiple_of_members_over_labelled_size():
 
 
 def test_the_default_kl_form_is_the_package_default():
-    assert make().kl_form == DEFAULT_KL_FORM
-    assert make().get_config()["kl_form"] == DEFAULT_KL_FORM
+    model = DeepProbabilisticEnsemble(SHAPE, N_CLASSES, n_members=4, member="small_cnn")
+    assert model.kl_form == DEFAULT_KL_FORM
+    assert model.get_config()["kl_form"] == DEFAULT_KL_FORM
 
 
 def test_elbo_beta_on_a_generator_needs_the_labelled_size(digits):
@@ -261,6 +263,7 @@ def test_save_and_load_round_trip(layout, tmp_path, digits):
     images, labels = digits
     model = make(
         layout,
+        n_members=4,
         beta="elbo",
         kl_form="paper",
         labeled_size=64,
@@ -304,6 +307,14 @@ def test_mixed_precision_keeps_logits_loss_and_variables_in_float32(digits):
         ({"n_members": 1, "beta": "elbo"}, "n_members must be at least 2 when beta is not 0"),
         ({"n_members": 0, "beta": 0.0}, "n_members must be a whole number >= 1"),
         ({"n_members": 2.5}, "n_members must be a whole number"),
+        (
+            {"n_members": 3, "kl_form": "paper"},
+            "n_members must be at least 4 for kl_form 'paper', got 3: it divides",
+        ),
+        (
+            {"n_members": 2, "kl_form": "inclusive", "beta": "elbo"},
+            "n_members must be at least 4 for kl_form 'inclusive'",
+        ),
         ({"kl_form": "kl"}, "kl_form must be one of exclusive, inclusive, paper, got 'kl'"),
         ({"kl_form": "forward"}, "kl_form 'forward' was renamed: use 'exclusive'"),
         ({"kl_form": "reverse"}, "kl_form 'reverse' was renamed: use 'inclusive'"),

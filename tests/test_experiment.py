@@ -19,7 +19,7 @@ TINY = {
     "dataset": "digits",
     "schedule": "linear-2",
     "budget": 60,
-    "members": 2,
+    "members": 4,
     "member": "small_cnn",
     "width": 2,
     "epochs": 2,
@@ -58,6 +58,12 @@ def test_presets_are_valid_and_match_the_protocol():
         ({"schedule": "linear-0"}, "'schedule' must be a valid schedule"),
         ({"schedule": [30, 20]}, "'schedule' must be a valid schedule"),
         ({"members": 1}, "'members' must be at least 2 when beta is not 0"),
+        (
+            {"members": 3, "kl_form": "paper"},
+            "'members' must be at least 4 for kl_form 'paper', got 3: .* use more members, "
+            "kl_form='exclusive' or beta=0",
+        ),
+        ({"members": 2, "kl_form": "inclusive"}, "'members' must be at least 4 for kl_form"),
         ({"member": "vgg"}, "'member' must be one of resnet18, small_cnn"),
         ({"beta": -1}, "'beta' must be a finite number >= 0"),
         ({"beta": "big"}, "'beta' must be a finite number >= 0, \"elbo\""),
@@ -105,7 +111,7 @@ def test_overrides_parse_values_like_yaml():
 
 def test_yaml_configs(tmp_path):
     good = tmp_path / "good.yaml"
-    good.write_text("dataset: digits\nbudget: 80\nschedule: [40, 80]\nmembers: 2\n")
+    good.write_text("dataset: digits\nbudget: 80\nschedule: [40, 80]\nmembers: 4\n")
     assert ExperimentConfig.from_yaml(good).schedule == (40, 80)
     bad = tmp_path / "bad.yaml"
     bad.write_text("dataset: [digits\n")
@@ -272,9 +278,9 @@ def test_the_cifar10_smoke_preset_runs_on_the_shared_copy(tmp_path, monkeypatch)
         pytest.skip(f"no shared CIFAR-10 copy at {SHARED_CIFAR10}")
     monkeypatch.setenv("DPE_DATA", str(SHARED_CIFAR10))
     monkeypatch.setenv("DPE_CACHE", str(tmp_path / "cache"))
-    # two of its four rounds and two of its four members: every round compiles and trains fresh
-    # members, most of this test's cost; the last round (1,000 labels, 10 epochs) is the preset's
-    config = experiment.preset("cifar10-smoke").with_overrides(["schedule=linear-2", "members=2"])
+    # two of its four rounds: every round compiles and trains fresh members, most of this
+    # test's cost; the last round (1,000 labels, 10 epochs) and the members are the preset's
+    config = experiment.preset("cifar10-smoke").with_overrides(["schedule=linear-2"])
     table = experiment.run_experiment(config, tmp_path / "run", quiet=True)
     assert list(table["n_labeled"]) == [500, 1000]
     record = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -295,7 +301,7 @@ def test_the_linear4_settings_run_end_to_end_on_a_tiny_budget(tmp_path):
             "dataset=digits",
             "schedule=linear-2",
             "budget=64",
-            "members=2",
+            "members=4",
             "width=2",
             "epochs=1",
             "eval_batch_size=256",

@@ -100,7 +100,7 @@ def test_other_backends_do_not_need_tensorflow():
         "from dpe_tutorial.ensemble import DeepProbabilisticEnsemble\n"
         "from dpe_tutorial import acquisition\n"
         "m = DeepProbabilisticEnsemble((8, 8, 1), 3, n_members=2, member='small_cnn',\n"
-        "    member_kwargs={'width': 2}, beta=0.1)\n"
+        "    member_kwargs={'width': 2}, beta=0.1, kl_form='exclusive')\n"
         "m.compile('sgd')\n"
         "m.fit(np.zeros((4, 8, 8, 1), 'float32'), np.zeros(4, 'int32'), verbose=0)\n"
         "acquisition.predictive_entropy(m.predict_members(np.zeros((3, 8, 8, 1), 'float32')))\n"

@@ -35,6 +35,7 @@ from dpe_tutorial.cli import main
 # two rounds of a tiny ensemble on digits: seconds
 TINY = [
     *("--set", "schedule=linear-2", "--set", "budget=60", "--set", "members=2"),
+    *("--set", "kl_form=exclusive"),  # the default (papers') form needs four members
     *("--set", "width=2", "--set", "epochs=2", "--set", "shift_samples=50"),
 ]
 
@@ -248,7 +249,8 @@ def image_folder_yaml(tmp_path: Path, tree: Path) -> Path:
     config = tmp_path / "config.yaml"
     config.write_text(
         f"dataset: image_folder\ndata_path: {tree}\nschedule: [10, 20]\nbudget: 20\n"
-        "members: 2\nwidth: 2\nepochs: 1\nbatch_size: 8\ntrials: 2\nshift_samples: 0\n"
+        "members: 2\nkl_form: exclusive\nwidth: 2\nepochs: 1\nbatch_size: 8\ntrials: 2\n"
+        "shift_samples: 0\n"
     )
     return config
 

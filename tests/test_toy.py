@@ -152,7 +152,7 @@ def test_ensemble_on_2d_features(layout):
 
 def test_augmentation_needs_images():
     with pytest.raises(ValueError, match=r"augment=True .* needs an input_shape of"):
-        DeepProbabilisticEnsemble((2,), 2, n_members=2, member="mlp", augment=True)
+        DeepProbabilisticEnsemble((2,), 2, n_members=4, member="mlp", augment=True)
 
 
 # -- the toy data ----------------------------------------------------------------
