@@ -19,6 +19,8 @@ to a few pixels.
 ``categories(n)``               ``n`` <= 10 colours for the classes of a data
                                 set (Paul Tol's colour-blind-safe "muted"
                                 scheme, its pale grey last)
+``line_style(i)``                marker, dash and marker size of the ``i``-th
+                                line of a comparison, so coinciding lines show
 ``figsize(columns, rows, ...)`` a ``(width, height)`` in inches that fits the
                                 text column
 =============================== ===============================================
@@ -93,6 +95,23 @@ def series(n: int) -> list[str]:
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(SERIES):
         raise ValueError(f"n must be an integer in [0, {len(SERIES)}], got {n!r}")
     return list(SERIES[:n])
+
+
+# Marker and dash of the i-th line of a comparison: lines that coincide (every method of a
+# trial shares its first round) stay visible, the larger marker around the smaller one
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+DASHES = ("-", "--", ":", "-.")
+
+
+def line_style(i: int) -> dict:
+    """Marker, line style and marker size of the ``i``-th line (from 0) of a comparison."""
+    if isinstance(i, bool) or not isinstance(i, int) or i < 0:
+        raise ValueError(f"i must be an integer >= 0, got {i!r}")
+    return {
+        "marker": MARKERS[i % len(MARKERS)],
+        "linestyle": DASHES[i % len(DASHES)],
+        "markersize": max(8.0 - 1.5 * i, 3.5),
+    }
 
 
 # Paul Tol's "muted" qualitative scheme (https://personal.sron.nl/~pault/), colour-blind safe;

@@ -42,6 +42,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from . import palette
 from .files import atomic_write
 
 # The readers live with the writer in results; importable from here for notebooks.
@@ -92,9 +93,9 @@ def learning_curves(runs: Sequence[Run], metric: str = "ensemble_accuracy", ax=N
     runs = as_runs(runs)
     _check_metric(runs, metric)
     figure, ax = figure_and_axes(ax, figsize=(6.4, 4.4))
-    for run, label in zip(runs, _labels(runs), strict=True):
+    for i, (run, label) in enumerate(zip(runs, _labels(runs), strict=True)):
         table = _per_size(run, metric)
-        (line,) = ax.plot(table.index, table["mean"], marker="o", label=label)
+        (line,) = ax.plot(table.index, table["mean"], label=label, **palette.line_style(i))
         if (table["trials"] > 1).any():
             ax.fill_between(
                 table.index,

@@ -556,3 +556,12 @@ def test_chapter_2s_reading_of_the_dpe_next_to_the_plain_ensemble_holds():
         dpe["share of the plane with PE > 0.5 nats"]
         > plain["share of the plane with PE > 0.5 nats"]
     )
+
+
+def test_line_styles_differ_between_neighbours_and_refuse_bad_indices():
+    styles = [palette.line_style(i) for i in range(4)]
+    assert len({(s["marker"], s["linestyle"]) for s in styles}) == 4
+    sizes = [s["markersize"] for s in styles]
+    assert sizes == sorted(sizes, reverse=True)
+    with pytest.raises(ValueError, match="i must be an integer >= 0"):
+        palette.line_style(-1)

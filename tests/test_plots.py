@@ -208,7 +208,6 @@ def test_learning_curves_one_line_per_run_at_the_trial_mean(dpe, random_run):
     np.testing.assert_allclose(ax.lines[0].get_xydata(), [[10, 0.6], [20, 0.7], [30, 0.85]])
     np.testing.assert_allclose(ax.lines[1].get_xydata(), [[10, 0.5], [20, 0.55], [30, 0.7]])
     assert [line.get_label() for line in ax.lines] == [DPE, "random"]
-    assert ax.lines[0].get_marker() == "o"
     assert ax.get_xlabel() == "labelled images"
     assert ax.get_ylabel() == "ensemble accuracy"
     assert "digits" in ax.get_title()
@@ -216,6 +215,17 @@ def test_learning_curves_one_line_per_run_at_the_trial_mean(dpe, random_run):
     band = ax.collections[0].get_paths()[0].vertices
     assert band[:, 1].min() == pytest.approx(0.5)
     assert band[:, 1].max() == pytest.approx(0.9)
+
+
+def test_coinciding_runs_stay_visible(tmp_path, dpe):
+    # the same numbers twice: the second line lies exactly on the first
+    twin = plots.load_run(write_run(tmp_path / "twin", method="random", acquisition="random"))
+    first, second = plots.learning_curves([dpe, twin]).axes[0].lines
+    np.testing.assert_allclose(first.get_xydata(), second.get_xydata())
+    assert first.get_marker() != second.get_marker()
+    assert first.get_linestyle() != second.get_linestyle()
+    # the later marker is smaller, so the earlier one shows around it
+    assert second.get_markersize() < first.get_markersize()
 
 
 def test_learning_curves_other_metric_and_given_axes(dpe):
