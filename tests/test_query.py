@@ -277,7 +277,7 @@ def test_python_query_round_trip_and_rerun_into_the_same_folder(pool, tmp_path):
 
 ORACLE_CLASSES = ("airplane", "automobile", "frog")
 ORACLE = {"pool": 120, "held_out": 100, "first": 4, "k": 24, "rounds": 3}  # per class, but k
-ORACLE_CONFIG = {"members": 3, "width": 4, "epochs": 20, "batch_size": 16}
+ORACLE_CONFIG = {"members": 4, "width": 4, "epochs": 20, "batch_size": 16}
 
 
 def flatten_cifar10(archive: Path, root: Path, seed: int):
