@@ -343,6 +343,32 @@ def chosen_arm(results, width: int = 8) -> tuple[str, str]:
     return str(form), str(beta)
 
 
+# The width-16 repeat's question, fixed before its runs (results/objective-study/README.md):
+# does the chosen F carry to a wider member, or must it shrink with the weight count?
+WIDTH_RULE = {"width": 16, "kept": "elbo*0.1", "scaled": "elbo*0.025", "form": "paper"}
+
+
+def beta_must_shrink_with_width(results, margin: float = NLL_TIE) -> bool | None:
+    """The width-16 repeat's answer: True if F must shrink with the square of the width.
+
+    True when, at :data:`WIDTH_RULE`'s width and in every one of
+    :data:`RULE_TRIALS`, the kept F has a test NLL more than ``margin`` nats
+    above the scaled F's (same trial: same labels and seed); False when not;
+    None while either arm lacks one of those trials.
+    """
+    rule = WIDTH_RULE
+    subset = results[
+        (results["width"] == rule["width"])
+        & (results["form"] == rule["form"])
+        & results["trial"].isin(RULE_TRIALS)
+    ]
+    nll = subset.set_index(["beta", "trial"])["nll"]
+    wanted = [(beta, t) for beta in (rule["kept"], rule["scaled"]) for t in RULE_TRIALS]
+    if not all(key in nll.index for key in wanted):
+        return None
+    return all(nll[(rule["kept"], t)] - nll[(rule["scaled"], t)] > margin for t in RULE_TRIALS)
+
+
 def sweep_grid(results, metrics: tuple[str, ...], width: int | None = None, columns: int = 2):
     """:func:`sweep_figure` for several metrics, side by side, sized for a page of text."""
     from matplotlib.figure import Figure

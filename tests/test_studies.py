@@ -271,6 +271,24 @@ def test_the_rule_waits_for_every_arm():
         studies.chosen_arm(results)
 
 
+def test_the_width_rule_waits_for_both_trials_and_asks_for_a_margin_in_each():
+    def width_results(kept_nll, scaled_nll):
+        rows = rule_results({("paper", "elbo*0.1"): kept_nll, ("paper", "elbo*0.025"): scaled_nll})
+        return rows.assign(width=16)
+
+    one = [(0.4, 1.60, 0.05)]
+    assert studies.beta_must_shrink_with_width(width_results(one, one)) is None
+    worse = [(0.4, 1.62, 0.05), (0.4, 1.63, 0.05)]
+    better = [(0.4, 1.60, 0.05), (0.4, 1.60, 0.05)]
+    assert studies.beta_must_shrink_with_width(width_results(worse, better)) is True
+    # worse by more than the margin in one trial only: F stays
+    mixed = [(0.4, 1.62, 0.05), (0.4, 1.603, 0.05)]
+    assert studies.beta_must_shrink_with_width(width_results(mixed, better)) is False
+    assert studies.beta_must_shrink_with_width(width_results(better, worse)) is False
+    # the rule reads width 16 only
+    assert studies.beta_must_shrink_with_width(width_results(worse, better).assign(width=8)) is None
+
+
 def pd_concat(*frames):
     import pandas as pd
 
