@@ -23,7 +23,11 @@ def _run_child(*args, timeout=600) -> dict:
     env = dict(os.environ)
     env.update(
         KERAS_BACKEND="jax",
-        XLA_FLAGS="--xla_force_host_platform_device_count=4",
+        # 4 virtual devices share 2 cores with whatever else runs: one device's thread can
+        # reach a collective more than XLA's default 40 s after the others, and XLA aborts
+        XLA_FLAGS="--xla_force_host_platform_device_count=4"
+        " --xla_cpu_collective_call_terminate_timeout_seconds=900"
+        " --xla_cpu_collective_timeout_seconds=900",
         TF_CPP_MIN_LOG_LEVEL="3",
         PYTHONPATH=str(HERE.parent),
     )
