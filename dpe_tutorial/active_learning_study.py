@@ -180,6 +180,12 @@ def verdict(paired, method: str, baseline: str) -> str:
     row = paired.loc[labels]
     trials = [c for c in paired.columns if str(c).startswith("trial ")]
     values = ", ".join(f"{row[c]:+.3f}" for c in trials if row[c] == row[c])
+    pairs = sum(row[c] == row[c] for c in trials)
+    if pairs < 2:
+        return (
+            f"{method} minus {baseline} at {labels} labels: {row['mean']:+.3f} "
+            "(one trial so far: no spread to judge it by)."
+        )
     if bool(row["clear"]):
         reading = (
             "larger than that spread and than the differences' own, "
@@ -192,3 +198,70 @@ def verdict(paired, method: str, baseline: str) -> str:
         f"(per trial {values}); {baseline}'s own trials spread {row['baseline_spread']:.3f} "
         f"(standard deviation): {reading}."
     )
+
+
+def headline(results, metric: str = "ensemble_accuracy") -> str:
+    """The study's answer in one sentence, at the largest labelled set of the paired trials.
+
+    For each of the first two :data:`COMPARISONS` (DPE's acquisition against
+    random, DPE against the plain ensemble): clearly better, clearly worse or
+    within the noise by :func:`dpe_tutorial.paired.clear`, in the metric's own
+    direction; with one trial, that it cannot be judged yet.
+    """
+    from .plots import LOWER_IS_BETTER, metric_name
+
+    readings, pairs = [], []
+    for method, baseline in COMPARISONS[:2]:
+        paired = paired_differences(results, method, baseline, metric)
+        row = paired.loc[paired.index.max()]
+        trials = [c for c in paired.columns if str(c).startswith("trial ")]
+        pairs.append(sum(row[c] == row[c] for c in trials))
+        if pairs[-1] < 2:
+            reading = "not judged yet"
+        elif bool(row["clear"]):
+            better = (row["mean"] > 0) != (metric in LOWER_IS_BETTER)
+            reading = f"clearly {'better' if better else 'worse'}"
+        else:
+            reading = "within the noise"
+        readings.append(f"{method} minus {baseline} {row['mean']:+.3f}, {reading}")
+    count = min(pairs)
+    name = metric_name(metric).split(" (")[0]
+    return (
+        f"{name.capitalize()} at {int(results['n_labeled'].max())} labels "
+        f"({count} paired trial{'s' if count != 1 else ''}): {'; '.join(readings)}."
+    )
+
+
+def paired_figure(results, metric: str = "ensemble_accuracy", comparisons=COMPARISONS[:2]):
+    """A panel per comparison: ``method`` minus ``baseline`` against the labels, trial by trial.
+
+    Each trial is a grey line (the two methods share its labelled set and
+    seeds), the mean the coloured line; zero is drawn, so a reader sees at
+    once whether the lines stay on one side of it, and by how much compared
+    with their scatter.
+    """
+    from matplotlib.figure import Figure
+
+    from . import palette
+    from .plots import LOWER_IS_BETTER, metric_name
+
+    figure = Figure(figsize=palette.figsize(len(comparisons), aspect=0.8), layout="constrained")
+    axes = figure.subplots(1, len(comparisons), squeeze=False, sharey=True)[0]
+    for ax, (method, baseline) in zip(axes, comparisons, strict=True):
+        paired = paired_differences(results, method, baseline, metric)
+        trials = [c for c in paired.columns if str(c).startswith("trial ")]
+        for trial in trials:
+            ax.plot(paired.index, paired[trial], color="0.65", marker=".", label="one trial")
+        ax.plot(paired.index, paired["mean"], color=palette.colour("dpe"), marker="o", label="mean")
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_title(f"{method}\nminus {baseline}", fontsize="small")
+        ax.set_xlabel("labels")
+        ax.set_xticks(paired.index)
+        ax.grid(True, alpha=0.3)
+    side = "below" if metric in LOWER_IS_BETTER else "above"
+    better = comparisons[0][0].split(",")[0]  # "DPE"
+    axes[0].set_ylabel(f"difference in {metric_name(metric)}\n({side} 0: {better} better)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    figure.legend(unique.values(), unique.keys(), loc="outside lower center", ncols=2)
+    return figure

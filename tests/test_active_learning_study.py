@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dpe_tutorial import active_learning_study as study
@@ -171,3 +172,51 @@ def test_the_verdict_says_whether_a_difference_exceeds_the_spread(finished, tmp_
         study.load_results(clear), "DPE, predictive entropy", "DPE, random"
     )
     assert "larger than that spread" in study.verdict(paired, "DPE", "random")
+
+
+def test_a_single_trial_is_not_judged(tmp_path):
+    configs = study.method_configs()
+    write_method(tmp_path, configs["DPE, predictive entropy"], [[0.30, 0.45]])
+    write_method(tmp_path, configs["DPE, random"], [[0.30, 0.38]])
+    write_method(tmp_path, configs["plain ensemble, predictive entropy"], [[0.30, 0.44]])
+    table = study.load_results(tmp_path)
+    paired = study.paired_differences(table, "DPE, predictive entropy", "DPE, random")
+    text = study.verdict(paired, "DPE, predictive entropy", "DPE, random")
+    assert text.endswith("+0.070 (one trial so far: no spread to judge it by).")
+    sentence = study.headline(table)
+    assert sentence.startswith("Ensemble accuracy at 1000 labels (1 paired trial): ")
+    assert "DPE, random +0.070, not judged yet" in sentence
+    assert sentence.count("not judged yet") == 2
+
+
+def test_the_headline_reads_each_comparison_in_the_metric_s_direction(finished, tmp_path):
+    sentence = study.headline(study.load_results(finished))
+    assert "(2 paired trials): DPE, predictive entropy minus DPE, random +0.020, within" in sentence
+    clear = tmp_path / "clear"
+    configs = study.method_configs()
+    write_method(clear, configs["DPE, predictive entropy"], [[0.50], [0.52], [0.51]])
+    write_method(clear, configs["DPE, random"], [[0.40], [0.41], [0.40]])
+    write_method(clear, configs["plain ensemble, predictive entropy"], [[0.55], [0.57], [0.56]])
+    table = study.load_results(clear)
+    accuracy = study.headline(table)
+    assert "minus DPE, random +0.107, clearly better" in accuracy
+    assert "minus plain ensemble, predictive entropy -0.050, clearly worse" in accuracy
+    # the fixture's NLL is 2 - accuracy: lower is better, so the readings stay the same
+    nll = study.headline(table, "nll")
+    assert nll.startswith("Negative log-likelihood at 500 labels")
+    assert "minus DPE, random -0.107, clearly better" in nll
+    assert "predictive entropy +0.050, clearly worse" in nll
+
+
+def test_the_paired_figure_draws_every_trial_s_difference_and_zero(finished):
+    table = study.load_results(finished)
+    axes = study.paired_figure(table).axes
+    assert len(axes) == 2
+
+    def trial_lines(ax):
+        return [list(line.get_ydata()) for line in ax.lines if line.get_label() == "one trial"]
+
+    assert np.allclose(trial_lines(axes[0]), [[0.0, 0.02], [0.0, 0.02]])
+    assert np.allclose(trial_lines(axes[1]), [[0.01, -0.01], [-0.01, 0.01]])
+    assert any(list(line.get_ydata()) == [0.0, 0.0] for line in axes[0].lines)  # the zero line
+    assert "minus DPE, random" in axes[0].get_title()
