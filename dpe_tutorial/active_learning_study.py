@@ -151,15 +151,18 @@ COMPARISONS = (
 
 
 def report(results, metrics=("ensemble_accuracy", "nll", "ece")) -> str:
-    """The round table and the paired differences as Markdown: what the closing note shows."""
+    """The headlines, the round table and the paired differences as Markdown (the closing note)."""
     from .markdown import summary_table, table
 
     def method_and_labels(key) -> list[str]:
         return [key[0], str(key[1])]
 
     table_of_rounds = round_table(results, metrics)
-    lines = summary_table(table_of_rounds, ["method", "labels"], method_and_labels, metrics)
     methods = set(results["method"])
+    lines = []
+    if all(name in methods for pair in COMPARISONS[:2] for name in pair):
+        lines += [f"- {headline(results, metric)}" for metric in metrics] + [""]
+    lines += summary_table(table_of_rounds, ["method", "labels"], method_and_labels, metrics)
     for method, baseline in COMPARISONS:
         if method not in methods or baseline not in methods:
             continue

@@ -94,6 +94,8 @@ def test_a_difference_larger_than_the_spread_in_every_trial_is_clear(tmp_path):
 
 def test_the_report_has_the_round_table_and_the_paired_differences(finished):
     text = study.report(study.load_results(finished))
+    assert text.startswith("- Ensemble accuracy at 1000 labels (2 paired trials): ")
+    assert "\n- Negative log-likelihood at 1000 labels" in text
     assert "| DPE, predictive entropy | 1000 | 2 | 0.415 ± 0.021 |" in text
     assert "DPE, predictive entropy minus DPE, random, ensemble accuracy:" in text
     assert "| 1000 | +0.020 | +0.020 | +0.020 | +0.000 |" in text
