@@ -150,6 +150,12 @@ COMPARISONS = (
 )
 
 
+def comparisons(results, among=COMPARISONS) -> list[tuple[str, str]]:
+    """The comparisons of ``among`` whose two methods both have results (a study in progress)."""
+    methods = set(results["method"])
+    return [(method, baseline) for method, baseline in among if {method, baseline} <= methods]
+
+
 def report(results, metrics=("ensemble_accuracy", "nll", "ece")) -> str:
     """The headlines, the round table and the paired differences as Markdown (the closing note)."""
     from .markdown import summary_table, table
@@ -158,14 +164,9 @@ def report(results, metrics=("ensemble_accuracy", "nll", "ece")) -> str:
         return [key[0], str(key[1])]
 
     table_of_rounds = round_table(results, metrics)
-    methods = set(results["method"])
-    lines = []
-    if all(name in methods for pair in COMPARISONS[:2] for name in pair):
-        lines += [f"- {headline(results, metric)}" for metric in metrics] + [""]
+    lines = [f"- {headline(results, metric)}" for metric in metrics] + [""]
     lines += summary_table(table_of_rounds, ["method", "labels"], method_and_labels, metrics)
-    for method, baseline in COMPARISONS:
-        if method not in methods or baseline not in methods:
-            continue
+    for method, baseline in comparisons(results):
         paired = paired_differences(results, method, baseline)
         lines += ["", f"{method} minus {baseline}, ensemble accuracy:", ""]
         rows = [
@@ -207,14 +208,18 @@ def headline(results, metric: str = "ensemble_accuracy") -> str:
     """The study's answer in one sentence, at the largest labelled set of the paired trials.
 
     For each of the first two :data:`COMPARISONS` (DPE's acquisition against
-    random, DPE against the plain ensemble): clearly better, clearly worse or
+    random, DPE against the plain ensemble) that has results: clearly better, clearly worse or
     within the noise by :func:`dpe_tutorial.paired.clear`, in the metric's own
     direction; with one trial, that it cannot be judged yet.
     """
     from .plots import LOWER_IS_BETTER, metric_name
 
     readings, pairs = [], []
-    for method, baseline in COMPARISONS[:2]:
+    available = comparisons(results, COMPARISONS[:2])
+    if not available:
+        done = ", ".join(sorted(set(results["method"])))
+        return f"No paired comparison yet: the study has results of {done} only."
+    for method, baseline in available:
         paired = paired_differences(results, method, baseline, metric)
         row = paired.loc[paired.index.max()]
         trials = [c for c in paired.columns if str(c).startswith("trial ")]
@@ -235,7 +240,7 @@ def headline(results, metric: str = "ensemble_accuracy") -> str:
     )
 
 
-def paired_figure(results, metric: str = "ensemble_accuracy", comparisons=COMPARISONS[:2]):
+def paired_figure(results, metric: str = "ensemble_accuracy", among=COMPARISONS[:2]):
     """A panel per comparison: ``method`` minus ``baseline`` against the labels, trial by trial.
 
     Each trial is a grey line (the two methods share its labelled set and
@@ -248,9 +253,12 @@ def paired_figure(results, metric: str = "ensemble_accuracy", comparisons=COMPAR
     from . import palette
     from .plots import LOWER_IS_BETTER, metric_name
 
-    figure = Figure(figsize=palette.figsize(len(comparisons), aspect=0.8), layout="constrained")
-    axes = figure.subplots(1, len(comparisons), squeeze=False, sharey=True)[0]
-    for ax, (method, baseline) in zip(axes, comparisons, strict=True):
+    pairs = comparisons(results, among)
+    if not pairs:
+        raise ValueError(f"no results for both methods of any of {list(among)}")
+    figure = Figure(figsize=palette.figsize(len(pairs), aspect=0.8), layout="constrained")
+    axes = figure.subplots(1, len(pairs), squeeze=False, sharey=True)[0]
+    for ax, (method, baseline) in zip(axes, pairs, strict=True):
         paired = paired_differences(results, method, baseline, metric)
         trials = [c for c in paired.columns if str(c).startswith("trial ")]
         for trial in trials:
@@ -262,7 +270,7 @@ def paired_figure(results, metric: str = "ensemble_accuracy", comparisons=COMPAR
         ax.set_xticks(paired.index)
         ax.grid(True, alpha=0.3)
     side = "below" if metric in LOWER_IS_BETTER else "above"
-    better = comparisons[0][0].split(",")[0]  # "DPE"
+    better = pairs[0][0].split(",")[0]  # "DPE"
     axes[0].set_ylabel(f"difference in {metric_name(metric)}\n({side} 0: {better} better)")
     handles, labels = axes[0].get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))

@@ -222,3 +222,20 @@ def test_the_paired_figure_draws_every_trial_s_difference_and_zero(finished):
     assert np.allclose(trial_lines(axes[1]), [[0.01, -0.01], [-0.01, 0.01]])
     assert any(list(line.get_ydata()) == [0.0, 0.0] for line in axes[0].lines)  # the zero line
     assert "minus DPE, random" in axes[0].get_title()
+
+
+def test_a_study_in_progress_compares_only_the_methods_it_has(tmp_path):
+    configs = study.method_configs()
+    write_method(tmp_path, configs["DPE, predictive entropy"], [[0.30, 0.45]])
+    table = study.load_results(tmp_path)
+    assert study.comparisons(table) == []
+    assert study.headline(table) == (
+        "No paired comparison yet: the study has results of DPE, predictive entropy only."
+    )
+    with pytest.raises(ValueError, match="no results for both methods"):
+        study.paired_figure(table)
+    assert "| DPE, predictive entropy | 1000 | 1 |" in study.report(table)
+    write_method(tmp_path, configs["DPE, random"], [[0.30, 0.38]])
+    table = study.load_results(tmp_path)
+    assert study.comparisons(table) == [("DPE, predictive entropy", "DPE, random")]
+    assert len(study.paired_figure(table).axes) == 1
