@@ -148,6 +148,8 @@ COMPARISONS = (
     ("DPE, predictive entropy", "plain ensemble, predictive entropy"),
     ("DPE, mutual information", "DPE, random"),
 )
+# the two the book's headline and figure answer with: DPE's choice against random, DPE against plain
+MAIN_COMPARISONS = COMPARISONS[:2]
 
 
 def comparisons(results, among=COMPARISONS) -> list[tuple[str, str]]:
@@ -164,7 +166,7 @@ def report(results, metrics=("ensemble_accuracy", "nll", "ece")) -> str:
         return [key[0], str(key[1])]
 
     table_of_rounds = round_table(results, metrics)
-    lines = [f"- {headline(results, metric)}" for metric in metrics] + [""]
+    lines = [f"- {sentence}" for sentence in headlines(results, metrics)] + [""]
     lines += summary_table(table_of_rounds, ["method", "labels"], method_and_labels, metrics)
     for method, baseline in comparisons(results):
         paired = paired_differences(results, method, baseline)
@@ -207,7 +209,7 @@ def verdict(paired, method: str, baseline: str) -> str:
 def headline(results, metric: str = "ensemble_accuracy") -> str:
     """The study's answer in one sentence, at the largest labelled set of the paired trials.
 
-    For each of the first two :data:`COMPARISONS` (DPE's acquisition against
+    For each of :data:`MAIN_COMPARISONS` (DPE's acquisition against
     random, DPE against the plain ensemble) that has results: clearly better, clearly worse or
     within the noise by :func:`dpe_tutorial.paired.clear`, in the metric's own
     direction; with one trial, that it cannot be judged yet.
@@ -215,7 +217,7 @@ def headline(results, metric: str = "ensemble_accuracy") -> str:
     from .plots import LOWER_IS_BETTER, metric_name
 
     readings, pairs = [], []
-    available = comparisons(results, COMPARISONS[:2])
+    available = comparisons(results, MAIN_COMPARISONS)
     if not available:
         done = ", ".join(sorted(set(results["method"])))
         return f"No paired comparison yet: the study has results of {done} only."
@@ -240,7 +242,14 @@ def headline(results, metric: str = "ensemble_accuracy") -> str:
     )
 
 
-def paired_figure(results, metric: str = "ensemble_accuracy", among=COMPARISONS[:2]):
+def headlines(results, metrics=("ensemble_accuracy", "nll", "ece")) -> list[str]:
+    """:func:`headline` for each metric; one sentence when nothing can be compared yet."""
+    if not comparisons(results, MAIN_COMPARISONS):
+        return [headline(results)]
+    return [headline(results, metric) for metric in metrics]
+
+
+def paired_figure(results, metric: str = "ensemble_accuracy", among=MAIN_COMPARISONS):
     """A panel per comparison: ``method`` minus ``baseline`` against the labels, trial by trial.
 
     Each trial is a grey line (the two methods share its labelled set and

@@ -232,6 +232,7 @@ def test_a_study_in_progress_compares_only_the_methods_it_has(tmp_path):
     assert study.headline(table) == (
         "No paired comparison yet: the study has results of DPE, predictive entropy only."
     )
+    assert study.headlines(table) == [study.headline(table)]  # said once, not per metric
     with pytest.raises(ValueError, match="no results for both methods"):
         study.paired_figure(table)
     assert "| DPE, predictive entropy | 1000 | 1 |" in study.report(table)
@@ -239,3 +240,8 @@ def test_a_study_in_progress_compares_only_the_methods_it_has(tmp_path):
     table = study.load_results(tmp_path)
     assert study.comparisons(table) == [("DPE, predictive entropy", "DPE, random")]
     assert len(study.paired_figure(table).axes) == 1
+    assert [s.split(" at ")[0] for s in study.headlines(table)] == [
+        "Ensemble accuracy",
+        "Negative log-likelihood",
+        "Expected calibration error",
+    ]
