@@ -443,12 +443,18 @@ def _data_sources(config: ExperimentConfig) -> list[str]:
     return []
 
 
-def load_data(config: ExperimentConfig) -> data.Split:
+def load_data(config: ExperimentConfig, root=None) -> data.Split:
     """The pool and test split a run of ``config`` uses (subsets drawn with fixed seeds).
 
-    The book calls it to draw a finished run's images and labels again.
+    The book calls it to draw a finished run's images and labels again. A
+    relative ``data_path`` is relative to the folder the run was started in;
+    ``root`` names that folder when the caller is elsewhere (the book runs in
+    ``book/``, the studies ran in the repository root).
     """
-    split = data.load_dataset(config.dataset, config.data_path)
+    data_path = config.data_path
+    if data_path and root is not None and not Path(data_path).is_absolute():
+        data_path = str(Path(root) / data_path)
+    split = data.load_dataset(config.dataset, data_path)
     train, test = split.train, split.test
     if config.train_subset is not None and config.train_subset < len(train):
         chosen = np.sort(np.random.default_rng(0).permutation(len(train))[: config.train_subset])

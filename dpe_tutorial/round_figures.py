@@ -249,6 +249,49 @@ def acquired_grid(
     return figure
 
 
+# -- one panel per run, side by side -------------------------------------------
+
+# the widest a panel of a row may be, in inches: one run alone is not drawn page-wide
+ROW_PANEL_WIDTH = 3.2
+
+
+def class_balance_row(runs: Sequence[Run], pool_labels, class_names, trial: int = 0) -> Figure:
+    """:func:`class_balance` of every run side by side, titled by method, one legend beside."""
+    figure, axes = _row(runs, aspect=1.0)
+    for ax, run in zip(axes, runs, strict=True):
+        class_balance(run, pool_labels, class_names, trial=trial, ax=ax)
+        ax.set_title(textwrap.fill(run.method, 28), fontsize="small")
+        ax.get_legend().remove()
+    for ax in axes[1:]:
+        ax.set_ylabel("")
+    axes[-1].legend(
+        *axes[0].get_legend_handles_labels(),
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize="small",
+    )
+    return figure
+
+
+def reliability_row(runs: Sequence[Run], test_labels, trial: int = 0) -> Figure:
+    """:func:`reliability_diagram` of every run's last round side by side, one legend below."""
+    figure, axes = _row(runs, aspect=1.15)
+    for ax, run in zip(axes, runs, strict=True):
+        reliability_diagram(run, test_labels, trial=trial, ax=ax)
+        ax.get_legend().remove()  # one legend below, where it covers no bar
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3)
+    return figure
+
+
+def _row(runs: Sequence[Run], aspect: float) -> tuple[Figure, list]:
+    if not runs:
+        raise ValueError("runs is empty: nothing to draw")
+    width = min(palette.MAX_WIDTH, ROW_PANEL_WIDTH * len(runs))
+    size = palette.figsize(len(runs), aspect=aspect, width=width)
+    figure = Figure(figsize=size, layout="constrained")
+    return figure, list(figure.subplots(1, len(runs), sharey=True, squeeze=False)[0])
+
+
 # -- helpers -------------------------------------------------------------------
 
 

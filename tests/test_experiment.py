@@ -270,6 +270,21 @@ def test_a_budget_larger_than_the_pool_is_refused(tmp_path):
 SHARED_CIFAR10 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.zip"
 
 
+def test_a_relative_data_path_is_read_from_the_folder_the_run_started_in(tmp_path, monkeypatch):
+    if not SHARED_CIFAR10.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have the shared CIFAR-10 copy at {SHARED_CIFAR10}")
+        pytest.skip(f"no shared CIFAR-10 copy at {SHARED_CIFAR10}")
+    root = SHARED_CIFAR10.parents[2]  # the folder that holds shared/
+    relative = SHARED_CIFAR10.relative_to(root).as_posix()
+    config = experiment.preset("cifar10-smoke").with_overrides([f"data_path={relative}"])
+    monkeypatch.chdir(tmp_path)  # as the book, which runs in book/, not where the run started
+    with pytest.raises((OSError, ValueError)):
+        experiment.load_data(config)
+    split = experiment.load_data(config, root=root)
+    assert (len(split.train), len(split.test)) == (config.train_subset, config.test_subset)
+
+
 @pytest.mark.slow
 def test_the_cifar10_smoke_preset_runs_on_the_shared_copy(tmp_path, monkeypatch):
     if not SHARED_CIFAR10.exists():

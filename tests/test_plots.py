@@ -435,3 +435,27 @@ def test_provenance_lists_every_sessions_commit_and_shortens_data_hashes(dpe):
     row = plots.provenance_table([plots.load_run(dpe.path)]).iloc[0]
     assert row["commit"] == "aaaaaaaaaa, bbbbbbbbbb"
     assert row["dataset"] == "CIFAR-10 (JPEG copy): cifar10-jpeg.zip (sha256 0f0f0f0f)"
+
+
+def test_rows_put_every_run_side_by_side_with_one_legend(dpe, random_run):
+    runs = [dpe, random_run]
+    balance = round_figures.class_balance_row(runs, POOL_LABELS, CLASS_NAMES)
+    axes = balance.axes
+    assert len(axes) == 2
+    assert [ax.get_title().replace("\n", " ") for ax in axes] == [r.method for r in runs]
+    assert [ax.get_legend() is not None for ax in axes] == [False, True]
+    # the same bars as one figure per run
+    alone = round_figures.class_balance(random_run, POOL_LABELS, CLASS_NAMES).axes[0]
+    assert [b.get_height() for b in axes[1].containers[0]] == [
+        b.get_height() for b in alone.containers[0]
+    ]
+    calibration = round_figures.reliability_row(runs, TEST_LABELS)
+    assert len(calibration.axes) == 2 and len(calibration.legends) == 1
+    assert all(ax.get_legend() is None for ax in calibration.axes)
+    # one run is not stretched across the page; several fill at most the full width
+    one = round_figures.class_balance_row([dpe], POOL_LABELS, CLASS_NAMES)
+    assert one.get_figwidth() == pytest.approx(round_figures.ROW_PANEL_WIDTH)
+    many = round_figures.reliability_row([dpe, random_run, dpe, random_run], TEST_LABELS)
+    assert many.get_figwidth() == pytest.approx(palette.MAX_WIDTH)
+    with pytest.raises(ValueError, match="runs is empty"):
+        round_figures.reliability_row([], TEST_LABELS)
