@@ -113,6 +113,26 @@ def round_table(results, metrics=("ensemble_accuracy", "nll", "ece")):
     return table
 
 
+def compact_round_table(results, metrics=("ensemble_accuracy", "nll", "ece")):
+    """:func:`round_table` for a page of text: ``mean ± std`` per metric (the mean alone for one
+    trial), and the number of trials, a row per method and round."""
+    import pandas as pd
+
+    from .markdown import mean_and_spread
+
+    table = round_table(results, metrics)
+    columns = {
+        metric: [
+            mean_and_spread(m, s)
+            for m, s in zip(table[(metric, "mean")], table[(metric, "std")], strict=True)
+        ]
+        for metric in metrics
+    }
+    columns["trials"] = list(table[("trials", "n")])
+    index = table.index.set_names(["method", "labels"])
+    return pd.DataFrame(columns, index=index)
+
+
 def paired_differences(results, method: str, baseline: str, metric: str = "ensemble_accuracy"):
     """``method`` minus ``baseline``, trial by trial, at every round (a paired comparison).
 

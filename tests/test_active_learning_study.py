@@ -245,3 +245,13 @@ def test_a_study_in_progress_compares_only_the_methods_it_has(tmp_path):
         "Negative log-likelihood",
         "Expected calibration error",
     ]
+
+
+def test_the_compact_round_table_reads_mean_and_spread(finished, tmp_path):
+    compact = study.compact_round_table(study.load_results(finished))
+    row = compact.loc[("DPE, predictive entropy", 1000)]
+    assert row["ensemble_accuracy"] == "0.415 ± 0.021" and row["trials"] == 2
+    configs = study.method_configs()
+    write_method(tmp_path / "one", configs["DPE, random"], [[0.30, 0.38]])
+    one = study.compact_round_table(study.load_results(tmp_path / "one"))
+    assert one.loc[("DPE, random", 1000), "nll"] == "1.620"  # one trial: no spread, no NaN
