@@ -193,14 +193,18 @@ def acquired_grid(
     count: int = 16,
     class_names: Sequence[str] | None = None,
     pool_labels=None,
+    columns: int | None = None,
 ) -> Figure:
     """The first ``count`` images acquired after a round, highest score first.
 
     Each image is titled with its score, and with its class when
     ``pool_labels`` are given (the name from ``class_names``, else the
-    number). Fewer images are shown when the round acquired fewer.
+    number). Fewer images are shown when the round acquired fewer. The grid
+    is about square unless ``columns`` is given.
     """
     checks.whole_number("count", count, minimum=1)
+    if columns is not None:
+        checks.whole_number("columns", columns, minimum=1)
     if class_names is not None and pool_labels is None:
         raise ValueError("class_names needs pool_labels: the names are looked up by label")
     images = np.asarray(pool_images)
@@ -225,7 +229,9 @@ def acquired_grid(
         n_classes = len(class_names) if class_names is not None else None
         labels = _check_labels(pool_labels, images.shape[0], n_classes, "pool_labels", "pool")
 
-    columns = math.ceil(math.sqrt(acquired.size))
+    if columns is None:
+        columns = math.ceil(math.sqrt(acquired.size))
+    columns = min(columns, acquired.size)
     rows = math.ceil(acquired.size / columns)
     figure = Figure(figsize=(1.5 * columns, 1.7 * rows + 0.4), layout="constrained")
     for position, (index, score) in enumerate(zip(acquired, scores, strict=True)):

@@ -379,6 +379,13 @@ def test_acquired_grid(dpe):
     # asking for more than the round acquired shows what it acquired
     rgb = np.zeros((POOL, 8, 8, 3), dtype=np.uint8)
     assert len(round_figures.acquired_grid(dpe, rgb, count=16).axes) == 10
+    # a row of five: two rows, the images of the default grid in the same order
+    row = round_figures.acquired_grid(dpe, rgb, count=10, columns=5)
+    shape = {ax.get_subplotspec().get_geometry()[:2] for ax in row.axes}
+    assert shape == {(2, 5)}
+    assert {ax.get_subplotspec().get_geometry()[:2] for ax in figure.axes} == {(2, 2)}
+    with pytest.raises(ValueError, match="columns"):
+        round_figures.acquired_grid(dpe, rgb, columns=0)
     with pytest.raises(ValueError, match="acquired no images"):
         round_figures.acquired_grid(dpe, images, round=2)
     with pytest.raises(ValueError, match="uint8"):
