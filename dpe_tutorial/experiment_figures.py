@@ -218,7 +218,9 @@ def config_table(configs) -> object:
     """One column per config (its ``method``), one row per field, as readable text.
 
     Floats are shown with :data:`CONFIG_DIGITS` significant digits, ``None``
-    as an empty cell and lists joined by commas.
+    (a field left to its default source or size) as ``default``, lists joined
+    by commas, and the KL form of a config without a penalty (``beta = 0``) as
+    unused.
     """
     import pandas as pd
 
@@ -226,10 +228,12 @@ def config_table(configs) -> object:
     for config in configs:
         shown = {}
         for key, value in config.to_dict().items():
-            if isinstance(value, float):
+            if key == "kl_form" and config.beta == 0:
+                shown[key] = "unused (beta = 0)"
+            elif isinstance(value, float):
                 shown[key] = f"{value:.{CONFIG_DIGITS}g}"
             elif value is None:
-                shown[key] = ""
+                shown[key] = "default"
             elif isinstance(value, (list, tuple)):
                 shown[key] = ", ".join(map(str, value))
             else:

@@ -476,7 +476,11 @@ def test_config_table_shows_no_float_noise():
     config = experiment.configure("smoke", learning_rate=float(np.float32(0.05)))
     table = experiment_figures.config_table([config])
     assert table.loc["learning_rate", config.method] == "0.05"
-    assert table.loc["data_path", config.method] == ""
+    assert table.loc["data_path", config.method] == "default"
+    plain = experiment.configure("smoke", beta=0.0)
+    both = experiment_figures.config_table([config, plain])
+    assert both.loc["kl_form", plain.method] == "unused (beta = 0)"
+    assert both.loc["kl_form", config.method] == config.kl_form
     with pytest.raises(ValueError, match="configs is empty"):
         experiment_figures.config_table([])
 
