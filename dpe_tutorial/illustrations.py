@@ -123,7 +123,8 @@ def labelled_scatter(ax, x, y, pool=None, *, size: float = 22, legend: bool = Fa
         ax.scatter(
             *x[y == c].T,
             color=colour,
-            edgecolor="white",  # a light rim shows on the dark end of the score maps too
+            # a dark rim: the fill matches the shading where the ensemble is sure of its class
+            edgecolor="black",
             linewidths=0.8,
             s=size,
             label=f"labelled, class {c}",

@@ -484,7 +484,7 @@ def _save_contact_sheet(images: np.ndarray, table: pd.DataFrame, path: Path, tot
     # at about body-text size there and on a screen
     columns = min(4, n)
     rows = -(-n // columns)
-    figure = Figure(figsize=(1.75 * columns, 2.2 * rows + 0.4))
+    figure = Figure(figsize=(1.75 * columns, 2.2 * rows + 0.4), layout="constrained")
     for i, row in enumerate(table.itertuples(index=False)):
         axes = figure.add_subplot(rows, columns, i + 1)
         axes.imshow(images[i], interpolation="nearest")
@@ -494,5 +494,5 @@ def _save_contact_sheet(images: np.ndarray, table: pd.DataFrame, path: Path, tot
         name = row.path if len(row.path) <= 22 else "…" + row.path[-21:]
         axes.set_xlabel(f"{name}\n{row.predicted} {row.probability:.0%}", fontsize=8.5)
     shown = f"top {n} of {total}" if n < total else f"all {n}"
-    figure.suptitle(f"Label these next ({shown}): score; path, predicted class")
+    figure.suptitle(f"Label these next ({shown}): score; path, predicted class and its probability")
     save_figure(figure, path)
