@@ -117,7 +117,7 @@ def ranked_images(images, labels, votes, scores, k: int = 6) -> Figure:
         for ax, i in zip(row, chosen, strict=True):
             ax.imshow(images[i, ..., 0], cmap="gray_r", vmin=0, vmax=255)
             ax.set_title(
-                f"label {labels[i]}\nvotes {''.join(map(str, votes[i]))}\n{scores[i]:.2f} nats",
+                f"label {labels[i]}\nvotes {' '.join(map(str, votes[i]))}\n{scores[i]:.2f} nats",
                 fontsize="small",
             )
             ax.set_xticks([])

@@ -463,6 +463,8 @@ def test_ranked_images_show_the_extremes_of_the_score():
     fits_the_column(figure)
     titles = [ax.get_title() for ax in figure.axes]
     assert titles[0].startswith("label 9") and titles[3].startswith("label 0")
+    # each member's vote apart: "7 8 7 8", not a number "7878"
+    assert "\nvotes 0 0 0 0\n" in titles[0]
     with pytest.raises(ValueError, match="must agree"):
         experiment_figures.ranked_images(images, np.arange(9), votes, scores)
 
