@@ -45,19 +45,35 @@ def training_curves(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> F
     """
     if not histories:
         raise ValueError("histories is empty")
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
     figure, axes = panels(3, aspect=0.95)
+    figure.get_layout_engine().set(wspace=0.08)  # room for the middle panel's axis label
     cross_entropy, penalty, accuracy = axes[0]
+    count = len(histories)
     for index, (name, history) in enumerate(histories.items()):
         colour = palette.ROLES.get(name.lower(), palette.SERIES[index % len(palette.SERIES)])
+        # the first model on top, its markers smaller: curves that coincide both stay visible
+        style = {
+            "color": colour,
+            "zorder": 2 + count - index,
+            "linewidth": 1.5 + 1.5 * index / max(count - 1, 1),
+        }
+        marker = palette.line_style(index)["marker"]
+        size = 6 - 2 * (count - 1 - index) / max(count - 1, 1)
         epochs = np.arange(1, len(history["cross_entropy"]) + 1)
-        cross_entropy.plot(epochs, history["cross_entropy"], color=colour, marker=".", label=name)
-        penalty.plot(epochs, history["kl"], color=colour, marker=".", label=name)
-        accuracy.plot(epochs, history["ensemble_accuracy"], color=colour, label=f"{name}, ensemble")
-        accuracy.plot(
-            epochs, history["member_accuracy"], "--", color=colour, label=f"{name}, member"
+        cross_entropy.plot(
+            epochs, history["cross_entropy"], marker=marker, markersize=size, label=name, **style
         )
+        penalty.plot(epochs, history["kl"], marker=marker, markersize=size, label=name, **style)
+        accuracy.plot(epochs, history["ensemble_accuracy"], label=f"{name}, ensemble", **style)
+        accuracy.plot(epochs, history["member_accuracy"], "--", label=f"{name}, member", **style)
     cross_entropy.set(title="cross-entropy (sum)", ylabel="nats")
     penalty.set(title="KL penalty (no β)", ylabel="nats", yscale="log")
+    # ticks at 1, 2 and 5 times the powers of ten, written plainly: no crowded 6x10^2 labels
+    penalty.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    penalty.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    penalty.yaxis.set_minor_formatter(NullFormatter())
     accuracy.set(title="training accuracy", ylim=(0.5, 1.01))
     for ax in axes[0]:
         ax.set_xlabel("epoch")
