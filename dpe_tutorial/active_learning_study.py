@@ -239,7 +239,7 @@ def headline(results, metric: str = "ensemble_accuracy") -> str:
     readings, pairs = [], []
     available = comparisons(results, MAIN_COMPARISONS)
     if not available:
-        done = ", ".join(sorted(set(results["method"])))
+        done = " and ".join(f'"{name}"' for name in sorted(set(results["method"])))
         return f"No paired comparison yet: the study has results of {done} only."
     for method, baseline in available:
         paired = paired_differences(results, method, baseline, metric)

@@ -230,7 +230,7 @@ def test_a_study_in_progress_compares_only_the_methods_it_has(tmp_path):
     table = study.load_results(tmp_path)
     assert study.comparisons(table) == []
     assert study.headline(table) == (
-        "No paired comparison yet: the study has results of DPE, predictive entropy only."
+        'No paired comparison yet: the study has results of "DPE, predictive entropy" only.'
     )
     assert study.headlines(table) == [study.headline(table)]  # said once, not per metric
     with pytest.raises(ValueError, match="no results for both methods"):
