@@ -227,39 +227,40 @@ def verdict(paired, method: str, baseline: str) -> str:
 
 
 def headline(results, metric: str = "ensemble_accuracy") -> str:
-    """The study's answer in one sentence, at the largest labelled set of the paired trials.
+    """The study's answer in one sentence, at the last round each comparison has in full.
 
-    For each of :data:`MAIN_COMPARISONS` (DPE's acquisition against
-    random, DPE against the plain ensemble) that has results: clearly better, clearly worse or
-    within the noise by :func:`dpe_tutorial.paired.clear`, in the metric's own
-    direction; with one trial, that it cannot be judged yet.
+    For each of :data:`MAIN_COMPARISONS` (DPE's acquisition against random,
+    DPE against the plain ensemble) that has results, at the largest
+    labelled set both of its methods reached: clearly better, clearly worse
+    or within the noise by :func:`dpe_tutorial.paired.clear`, in the metric's
+    own direction; with one trial, that it cannot be judged yet.
     """
     from .plots import LOWER_IS_BETTER, metric_name
 
-    readings, pairs = [], []
     available = comparisons(results, MAIN_COMPARISONS)
     if not available:
         done = " and ".join(f'"{name}"' for name in sorted(set(results["method"])))
         return f"No paired comparison yet: the study has results of {done} only."
+    readings = []
     for method, baseline in available:
         paired = paired_differences(results, method, baseline, metric)
-        row = paired.loc[paired.index.max()]
+        labels = int(paired.index.max())
+        row = paired.loc[labels]
         trials = [c for c in paired.columns if str(c).startswith("trial ")]
-        pairs.append(sum(row[c] == row[c] for c in trials))
-        if pairs[-1] < 2:
+        pairs = sum(row[c] == row[c] for c in trials)
+        if pairs < 2:
             reading = "not judged yet"
         elif bool(row["clear"]):
             better = (row["mean"] > 0) != (metric in LOWER_IS_BETTER)
             reading = f"clearly {'better' if better else 'worse'}"
         else:
             reading = "within the noise"
-        readings.append(f"{method} minus {baseline} {row['mean']:+.3f}, {reading}")
-    count = min(pairs)
+        readings.append(
+            f"{method} minus {baseline} at {labels} labels "
+            f"({pairs} paired trial{'s' if pairs != 1 else ''}): {row['mean']:+.3f}, {reading}"
+        )
     name = metric_name(metric).split(" (")[0]
-    return (
-        f"{name.capitalize()} at {int(results['n_labeled'].max())} labels "
-        f"({count} paired trial{'s' if count != 1 else ''}): {'; '.join(readings)}."
-    )
+    return f"{name.capitalize()}: {'; '.join(readings)}."
 
 
 def headlines(results, metrics=("ensemble_accuracy", "nll", "ece")) -> list[str]:

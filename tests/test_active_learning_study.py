@@ -94,8 +94,8 @@ def test_a_difference_larger_than_the_spread_in_every_trial_is_clear(tmp_path):
 
 def test_the_report_has_the_round_table_and_the_paired_differences(finished):
     text = study.report(study.load_results(finished))
-    assert text.startswith("- Ensemble accuracy at 1000 labels (2 paired trials): ")
-    assert "\n- Negative log-likelihood at 1000 labels" in text
+    assert text.startswith("- Ensemble accuracy: DPE, predictive entropy minus DPE, random at 1000")
+    assert "\n- Negative log-likelihood: " in text
     assert "| DPE, predictive entropy | 1000 | 2 | 0.415 ± 0.021 |" in text
     assert "DPE, predictive entropy minus DPE, random, ensemble accuracy:" in text
     assert "| 1000 | +0.020 | +0.020 | +0.020 | +0.000 |" in text
@@ -186,14 +186,14 @@ def test_a_single_trial_is_not_judged(tmp_path):
     text = study.verdict(paired, "DPE, predictive entropy", "DPE, random")
     assert text.endswith("+0.070 (one trial so far: no spread to judge it by).")
     sentence = study.headline(table)
-    assert sentence.startswith("Ensemble accuracy at 1000 labels (1 paired trial): ")
-    assert "DPE, random +0.070, not judged yet" in sentence
+    assert sentence.startswith("Ensemble accuracy: DPE, predictive entropy minus DPE, random ")
+    assert "DPE, random at 1000 labels (1 paired trial): +0.070, not judged yet" in sentence
     assert sentence.count("not judged yet") == 2
 
 
 def test_the_headline_reads_each_comparison_in_the_metric_s_direction(finished, tmp_path):
     sentence = study.headline(study.load_results(finished))
-    assert "(2 paired trials): DPE, predictive entropy minus DPE, random +0.020, within" in sentence
+    assert "minus DPE, random at 1000 labels (2 paired trials): +0.020, within the" in sentence
     clear = tmp_path / "clear"
     configs = study.method_configs()
     write_method(clear, configs["DPE, predictive entropy"], [[0.50], [0.52], [0.51]])
@@ -201,13 +201,13 @@ def test_the_headline_reads_each_comparison_in_the_metric_s_direction(finished, 
     write_method(clear, configs["plain ensemble, predictive entropy"], [[0.55], [0.57], [0.56]])
     table = study.load_results(clear)
     accuracy = study.headline(table)
-    assert "minus DPE, random +0.107, clearly better" in accuracy
-    assert "minus plain ensemble, predictive entropy -0.050, clearly worse" in accuracy
+    assert "minus DPE, random at 500 labels (3 paired trials): +0.107, clearly better" in accuracy
+    assert "predictive entropy at 500 labels (3 paired trials): -0.050, clearly worse" in accuracy
     # the fixture's NLL is 2 - accuracy: lower is better, so the readings stay the same
     nll = study.headline(table, "nll")
-    assert nll.startswith("Negative log-likelihood at 500 labels")
-    assert "minus DPE, random -0.107, clearly better" in nll
-    assert "predictive entropy +0.050, clearly worse" in nll
+    assert nll.startswith("Negative log-likelihood: ")
+    assert "minus DPE, random at 500 labels (3 paired trials): -0.107, clearly better" in nll
+    assert "(3 paired trials): +0.050, clearly worse" in nll
 
 
 def test_the_paired_figure_draws_every_trial_s_difference_and_zero(finished):
@@ -240,7 +240,7 @@ def test_a_study_in_progress_compares_only_the_methods_it_has(tmp_path):
     table = study.load_results(tmp_path)
     assert study.comparisons(table) == [("DPE, predictive entropy", "DPE, random")]
     assert len(study.paired_figure(table).axes) == 1
-    assert [s.split(" at ")[0] for s in study.headlines(table)] == [
+    assert [s.split(":")[0] for s in study.headlines(table)] == [
         "Ensemble accuracy",
         "Negative log-likelihood",
         "Expected calibration error",
@@ -255,3 +255,20 @@ def test_the_compact_round_table_reads_mean_and_spread(finished, tmp_path):
     write_method(tmp_path / "one", configs["DPE, random"], [[0.30, 0.38]])
     one = study.compact_round_table(study.load_results(tmp_path / "one"))
     assert one.loc[("DPE, random", 1000), "nll"] == "1.620"  # one trial: no spread, no NaN
+
+
+def test_a_comparison_still_running_is_read_at_the_last_round_both_methods_reached(tmp_path):
+    configs = study.method_configs()
+    write_method(tmp_path, configs["DPE, predictive entropy"], [[0.30, 0.45], [0.31, 0.44]])
+    # random has reached only its first round in its second trial
+    write_method(tmp_path, configs["DPE, random"], [[0.30, 0.38]])
+    sentence = study.headline(study.load_results(tmp_path))
+    assert "minus DPE, random at 1000 labels (1 paired trial): +0.070" in sentence
+    rows = "\n".join(f"1,{r},{500 * (r + 1)},{a},{2 - a},0.05" for r, a in enumerate([0.31]))
+    random_csv = study.folder_of(tmp_path, configs["DPE, random"]) / "results.csv"
+    random_csv.write_text(random_csv.read_text() + rows + "\n")
+    assert "at 1000 labels (1 paired trial)" in study.headline(study.load_results(tmp_path))
+    write_method(tmp_path / "early", configs["DPE, predictive entropy"], [[0.30, 0.45]])
+    write_method(tmp_path / "early", configs["DPE, random"], [[0.30]])
+    early = study.headline(study.load_results(tmp_path / "early"))
+    assert "minus DPE, random at 500 labels (1 paired trial): +0.000" in early
