@@ -286,7 +286,11 @@ def paired_figure(results, metric: str = "ensemble_accuracy", among=MAIN_COMPARI
     pairs = comparisons(results, among)
     if not pairs:
         raise ValueError(f"no results for both methods of any of {list(among)}")
-    figure = Figure(figsize=palette.figsize(len(pairs), aspect=0.8), layout="constrained")
+    # a panel is at most half the column wide: one comparison alone is not drawn page-wide
+    width = min(palette.COLUMN_WIDTH, 3.5 * len(pairs))
+    figure = Figure(
+        figsize=palette.figsize(len(pairs), aspect=0.8, width=width), layout="constrained"
+    )
     axes = figure.subplots(1, len(pairs), squeeze=False, sharey=True)[0]
     for ax, (method, baseline) in zip(axes, pairs, strict=True):
         paired = paired_differences(results, method, baseline, metric)

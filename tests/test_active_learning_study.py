@@ -239,7 +239,8 @@ def test_a_study_in_progress_compares_only_the_methods_it_has(tmp_path):
     write_method(tmp_path, configs["DPE, random"], [[0.30, 0.38]])
     table = study.load_results(tmp_path)
     assert study.comparisons(table) == [("DPE, predictive entropy", "DPE, random")]
-    assert len(study.paired_figure(table).axes) == 1
+    alone = study.paired_figure(table)
+    assert len(alone.axes) == 1 and alone.get_figwidth() == pytest.approx(3.5)
     assert [s.split(":")[0] for s in study.headlines(table)] == [
         "Ensemble accuracy",
         "Negative log-likelihood",
