@@ -200,13 +200,22 @@ def report(results, metrics=("ensemble_accuracy", "nll", "ece")) -> str:
     return "\n".join(lines)
 
 
-def verdict(paired, method: str, baseline: str) -> str:
-    """One plain sentence on a :func:`paired_differences` table at its largest labelled-set size."""
+def _trials(paired) -> list[str]:
+    """The per-trial columns of a :func:`paired_differences` table."""
+    return [c for c in paired.columns if str(c).startswith("trial ")]
+
+
+def _last_round(paired):
+    """The largest labelled set of a :func:`paired_differences` table, its row, and its pairs."""
     labels = int(paired.index.max())
     row = paired.loc[labels]
-    trials = [c for c in paired.columns if str(c).startswith("trial ")]
-    values = ", ".join(f"{row[c]:+.3f}" for c in trials if row[c] == row[c])
-    pairs = sum(row[c] == row[c] for c in trials)
+    return labels, row, sum(row[c] == row[c] for c in _trials(paired))
+
+
+def verdict(paired, method: str, baseline: str) -> str:
+    """One plain sentence on a :func:`paired_differences` table at its largest labelled-set size."""
+    labels, row, pairs = _last_round(paired)
+    values = ", ".join(f"{row[c]:+.3f}" for c in _trials(paired) if row[c] == row[c])
     if pairs < 2:
         return (
             f"{method} minus {baseline} at {labels} labels: {row['mean']:+.3f} "
@@ -243,11 +252,7 @@ def headline(results, metric: str = "ensemble_accuracy") -> str:
         return f"No paired comparison yet: the study has results of {done} only."
     readings = []
     for method, baseline in available:
-        paired = paired_differences(results, method, baseline, metric)
-        labels = int(paired.index.max())
-        row = paired.loc[labels]
-        trials = [c for c in paired.columns if str(c).startswith("trial ")]
-        pairs = sum(row[c] == row[c] for c in trials)
+        labels, row, pairs = _last_round(paired_differences(results, method, baseline, metric))
         if pairs < 2:
             reading = "not judged yet"
         elif bool(row["clear"]):
@@ -286,16 +291,14 @@ def paired_figure(results, metric: str = "ensemble_accuracy", among=MAIN_COMPARI
     pairs = comparisons(results, among)
     if not pairs:
         raise ValueError(f"no results for both methods of any of {list(among)}")
-    # a panel is at most half the column wide: one comparison alone is not drawn page-wide
-    width = min(palette.COLUMN_WIDTH, 3.5 * len(pairs))
+    width = palette.row_width(len(pairs))
     figure = Figure(
         figsize=palette.figsize(len(pairs), aspect=0.8, width=width), layout="constrained"
     )
     axes = figure.subplots(1, len(pairs), squeeze=False, sharey=True)[0]
     for ax, (method, baseline) in zip(axes, pairs, strict=True):
         paired = paired_differences(results, method, baseline, metric)
-        trials = [c for c in paired.columns if str(c).startswith("trial ")]
-        for trial in trials:
+        for trial in _trials(paired):
             ax.plot(paired.index, paired[trial], color="0.65", marker=".", label="one trial")
         ax.plot(paired.index, paired["mean"], color=palette.colour("dpe"), marker="o", label="mean")
         ax.axhline(0.0, color="black", linewidth=0.8)

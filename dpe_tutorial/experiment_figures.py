@@ -50,24 +50,17 @@ def training_curves(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> F
     figure, axes = panels(3, aspect=0.95)
     figure.get_layout_engine().set(wspace=0.08)  # room for the middle panel's axis label
     cross_entropy, penalty, accuracy = axes[0]
-    count = len(histories)
     for index, (name, history) in enumerate(histories.items()):
         colour = palette.ROLES.get(name.lower(), palette.SERIES[index % len(palette.SERIES)])
-        # the first model on top, its markers smaller: curves that coincide both stay visible
-        style = {
-            "color": colour,
-            "zorder": 2 + count - index,
-            "linewidth": 1.5 + 1.5 * index / max(count - 1, 1),
-        }
-        marker = palette.line_style(index)["marker"]
-        size = 6 - 2 * (count - 1 - index) / max(count - 1, 1)
+        # each later model thinner, its markers smaller: curves that coincide both stay visible
+        style = palette.line_style(index)
+        line = {"color": colour, "linewidth": style["linewidth"]}
+        points = {"marker": style["marker"], "markersize": style["markersize"], **line}
         epochs = np.arange(1, len(history["cross_entropy"]) + 1)
-        cross_entropy.plot(
-            epochs, history["cross_entropy"], marker=marker, markersize=size, label=name, **style
-        )
-        penalty.plot(epochs, history["kl"], marker=marker, markersize=size, label=name, **style)
-        accuracy.plot(epochs, history["ensemble_accuracy"], label=f"{name}, ensemble", **style)
-        accuracy.plot(epochs, history["member_accuracy"], "--", label=f"{name}, member", **style)
+        cross_entropy.plot(epochs, history["cross_entropy"], label=name, **points)
+        penalty.plot(epochs, history["kl"], label=name, **points)
+        accuracy.plot(epochs, history["ensemble_accuracy"], label=f"{name}, ensemble", **line)
+        accuracy.plot(epochs, history["member_accuracy"], "--", label=f"{name}, member", **line)
     cross_entropy.set(title="cross-entropy (sum)", ylabel="nats")
     penalty.set(title="KL penalty (no β)", ylabel="nats", yscale="log")
     # ticks at 1, 2 and 5 times the powers of ten, written plainly: no crowded 6x10^2 labels

@@ -19,10 +19,13 @@ to a few pixels.
 ``categories(n)``               ``n`` <= 10 colours for the classes of a data
                                 set (Paul Tol's colour-blind-safe "muted"
                                 scheme, its pale grey last)
-``line_style(i)``                marker, dash and marker size of the ``i``-th
-                                line of a comparison, so coinciding lines show
+``line_style(i)``                marker, dash, marker size and line width of
+                                the ``i``-th line of a comparison, so
+                                coinciding lines show
 ``figsize(columns, rows, ...)`` a ``(width, height)`` in inches that fits the
                                 text column
+``row_width(panels)``           the width of a row of panels, at most
+                                :data:`PANEL_WIDTH` each
 =============================== ===============================================
 """
 
@@ -77,6 +80,8 @@ ROLES = {
 COLUMN_WIDTH = 7.0
 # the widest a figure may be (Jupyter Book's full-width cells are about 1.4 columns)
 MAX_WIDTH = 10.0
+# the widest one panel of a row may be: a single panel is not drawn page-wide
+PANEL_WIDTH = 3.5
 
 
 def colour(name: str) -> str:
@@ -104,13 +109,15 @@ DASHES = ("-", "--", ":", "-.")
 
 
 def line_style(i: int) -> dict:
-    """Marker, line style and marker size of the ``i``-th line (from 0) of a comparison."""
+    """Marker, line style, marker size and line width of the ``i``-th line (from 0) of a
+    comparison: each later line is thinner and its markers smaller, drawn on top of the earlier."""
     if isinstance(i, bool) or not isinstance(i, int) or i < 0:
         raise ValueError(f"i must be an integer >= 0, got {i!r}")
     return {
         "marker": MARKERS[i % len(MARKERS)],
         "linestyle": DASHES[i % len(DASHES)],
         "markersize": max(8.0 - 1.5 * i, 3.5),
+        "linewidth": max(2.5 - 0.5 * i, 1.0),
     }
 
 
@@ -135,6 +142,13 @@ def categories(n: int) -> list[str]:
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(MUTED):
         raise ValueError(f"n must be an integer in [0, {len(MUTED)}], got {n!r}")
     return list(MUTED[:n])
+
+
+def row_width(panels: int, limit: float = COLUMN_WIDTH) -> float:
+    """The width of a row of ``panels`` panels: :data:`PANEL_WIDTH` each, at most ``limit``."""
+    if isinstance(panels, bool) or not isinstance(panels, int) or panels < 1:
+        raise ValueError(f"panels must be a positive integer, got {panels!r}")
+    return min(limit, PANEL_WIDTH * panels)
 
 
 def figsize(

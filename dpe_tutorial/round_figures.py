@@ -257,9 +257,6 @@ def acquired_grid(
 
 # -- one panel per run, side by side -------------------------------------------
 
-# the widest a panel of a row may be, in inches: one run alone is not drawn page-wide
-ROW_PANEL_WIDTH = 3.2
-
 
 def class_balance_row(runs: Sequence[Run], pool_labels, class_names, trial: int = 0) -> Figure:
     """:func:`class_balance` of every run side by side, titled by method, one legend beside."""
@@ -292,7 +289,7 @@ def reliability_row(runs: Sequence[Run], test_labels, trial: int = 0) -> Figure:
 def _row(runs: Sequence[Run], aspect: float) -> tuple[Figure, list]:
     if not runs:
         raise ValueError("runs is empty: nothing to draw")
-    width = min(palette.MAX_WIDTH, ROW_PANEL_WIDTH * len(runs))
+    width = palette.row_width(len(runs), limit=palette.MAX_WIDTH)
     size = palette.figsize(len(runs), aspect=aspect, width=width)
     figure = Figure(figsize=size, layout="constrained")
     return figure, list(figure.subplots(1, len(runs), sharey=True, squeeze=False)[0])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dpe_tutorial import active_learning_study as study
-from dpe_tutorial import experiment, results
+from dpe_tutorial import experiment, palette, results
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "active_learning_study.py"
 
@@ -240,7 +240,7 @@ def test_a_study_in_progress_compares_only_the_methods_it_has(tmp_path):
     table = study.load_results(tmp_path)
     assert study.comparisons(table) == [("DPE, predictive entropy", "DPE, random")]
     alone = study.paired_figure(table)
-    assert len(alone.axes) == 1 and alone.get_figwidth() == pytest.approx(3.5)
+    assert len(alone.axes) == 1 and alone.get_figwidth() == pytest.approx(palette.PANEL_WIDTH)
     assert [s.split(":")[0] for s in study.headlines(table)] == [
         "Ensemble accuracy",
         "Negative log-likelihood",

@@ -423,6 +423,10 @@ def test_training_curves_colour_each_model_by_its_role():
         palette.colour("plain").lower(),
     }
     assert figure.axes[1].get_yscale() == "log"
+    # the same history twice: the later model's curve is thinner, so the earlier shows around it
+    first, second = figure.axes[2].lines[0], figure.axes[2].lines[2]
+    np.testing.assert_allclose(first.get_ydata(), second.get_ydata())
+    assert second.get_linewidth() < first.get_linewidth()
     with pytest.raises(ValueError, match="histories is empty"):
         experiment_figures.training_curves({})
 
@@ -569,5 +573,16 @@ def test_line_styles_differ_between_neighbours_and_refuse_bad_indices():
     assert len({(s["marker"], s["linestyle"]) for s in styles}) == 4
     sizes = [s["markersize"] for s in styles]
     assert sizes == sorted(sizes, reverse=True)
+    widths = [s["linewidth"] for s in styles]
+    assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]
     with pytest.raises(ValueError, match="i must be an integer >= 0"):
         palette.line_style(-1)
+
+
+def test_a_row_of_panels_grows_with_its_panels_up_to_its_limit():
+    assert palette.row_width(1) == palette.PANEL_WIDTH
+    assert palette.row_width(2) == palette.COLUMN_WIDTH  # two panels fill the column
+    assert palette.row_width(4) == palette.COLUMN_WIDTH
+    assert palette.row_width(4, limit=palette.MAX_WIDTH) == palette.MAX_WIDTH
+    with pytest.raises(ValueError, match="panels must be a positive integer"):
+        palette.row_width(0)

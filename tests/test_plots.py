@@ -461,7 +461,7 @@ def test_rows_put_every_run_side_by_side_with_one_legend(dpe, random_run):
     assert all(ax.get_legend() is None for ax in calibration.axes)
     # one run is not stretched across the page; several fill at most the full width
     one = round_figures.class_balance_row([dpe], POOL_LABELS, CLASS_NAMES)
-    assert one.get_figwidth() == pytest.approx(round_figures.ROW_PANEL_WIDTH)
+    assert one.get_figwidth() == pytest.approx(palette.PANEL_WIDTH)
     many = round_figures.reliability_row([dpe, random_run, dpe, random_run], TEST_LABELS)
     assert many.get_figwidth() == pytest.approx(palette.MAX_WIDTH)
     with pytest.raises(ValueError, match="runs is empty"):
