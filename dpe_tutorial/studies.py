@@ -505,6 +505,25 @@ def difference_table(results, metrics=("ensemble_accuracy", "nll", "ece"), width
     return table[[c for c in table.columns if c != "pairs"] + ["pairs"]]
 
 
+def clear_differences(results, metrics=METRICS, width: int | None = None):
+    """The clear rows of :func:`paired_differences` over ``metrics``, with what the rule compared.
+
+    :func:`difference_table` rounds to three decimals, where a clear
+    difference can look no larger than its spread; these rows keep the
+    unrounded mean and spread of the differences and the plain ensemble's
+    trial-to-trial spread, one row per (metric, form, beta).
+    """
+    import pandas as pd
+
+    width = int(results["width"].min()) if width is None else width
+    paired = pd.concat(
+        paired_differences(results, metric).assign(metric=metric) for metric in metrics
+    )
+    clear = paired[paired["clear"] & (paired["width"] == width)]
+    columns = ["metric", "form", "beta", "mean_difference", "std_difference", "plain_spread"]
+    return clear[columns].reset_index(drop=True)
+
+
 def compact_summary(results, metrics=("ensemble_accuracy", "nll", "ece"), width=None):
     """:func:`summary` for a page of text: ``mean ± std`` per metric, and the trials."""
     import pandas as pd

@@ -172,6 +172,18 @@ def test_the_difference_table_has_a_cell_per_arm_and_metric_with_its_spread(stud
     assert table.loc[("paper", "1e-05"), "pairs"] == 1
 
 
+def test_the_clear_differences_keep_what_the_rule_compared_unrounded(study):
+    results = studies.load_results(study)
+    clear = studies.clear_differences(results, ("ensemble_accuracy", "nll"))
+    table = studies.difference_table(results, ("ensemble_accuracy", "nll"))
+    marked = sum(cell.endswith(" clear") for column in table.columns[:2] for cell in table[column])
+    assert len(clear) == marked  # a row for every cell the table marks clear, no more
+    row = clear[(clear["metric"] == "nll") & (clear["form"] == "exclusive")]
+    row = row[row["beta"] == "elbo"].iloc[0]
+    assert row["mean_difference"] == pytest.approx(0.09)
+    assert abs(row["mean_difference"]) > max(row["std_difference"], row["plain_spread"])
+
+
 def test_the_compact_summary_gives_mean_and_spread_per_arm(study):
     table = studies.compact_summary(studies.load_results(study), ("ensemble_accuracy",))
     assert table.loc[("plain", "0"), "ensemble accuracy"] == "0.420 ± 0.020"
