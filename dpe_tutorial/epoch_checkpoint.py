@@ -121,8 +121,8 @@ class EpochSaver(keras.callbacks.Callback):
         done = epoch + 1
         now = time.monotonic()
         due = self.last_save is None or now - self.last_save >= self.learner.checkpoint_interval
+        if self.learner.session is not None:  # counted first: a save records the count
+            self.learner.session["epochs_trained"] += 1
         if due or done == self.epochs:
             self.save(done)
             self.last_save = now
-        if self.learner.session is not None:
-            self.learner.session["epochs_trained"] += 1

@@ -77,7 +77,8 @@ class EnsembleLearner(active.Learner):
     last save (a full-size ensemble's state is large; a stop loses at most
     that much training), and ``fit`` starts from what it finds. ``where``
     names the round in messages; ``session`` (a dict) counts the epochs
-    trained and the resumed rounds for ``config.json``.
+    trained and the resumed rounds for ``config.json``; ``on_save`` is called
+    after each epoch save (to record the session's progress with it).
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class EnsembleLearner(active.Learner):
         epoch_checkpoint=None,
         where: str = "this round",
         session: dict | None = None,
+        on_save: Callable[[], None] | None = None,
     ):
         self.config = config
         self.input_shape = input_shape
@@ -103,6 +105,7 @@ class EnsembleLearner(active.Learner):
         self.epoch_checkpoint = None if epoch_checkpoint is None else Path(epoch_checkpoint)
         self.where = where
         self.session = session
+        self.on_save = on_save
         self.model = None
 
     checkpoint_interval = 60.0  # seconds of training a stop may lose, at most
@@ -203,6 +206,8 @@ class EnsembleLearner(active.Learner):
 
     def _save(self, epoch: int, identity: dict) -> None:
         EpochCheckpoint(self.epoch_checkpoint, self.where).save(self._state(), epoch, identity)
+        if self.on_save is not None:
+            self.on_save()
 
     def _restore(self, identity: dict) -> int:
         """The number of epochs already trained, after loading their state; 0 when none."""
@@ -321,18 +326,27 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False, trial
         record["sessions"].append(session)
         run_record.write_record(out_dir, record)
         start = time.perf_counter()
+
+        def record_progress(finished: bool = False) -> None:
+            # written at every save, so a session that is killed keeps the time it worked
+            session["wall_seconds"] = round(time.perf_counter() - start, 3)
+            if finished:
+                session["finished"] = _now()
+            total = sum(s["wall_seconds"] or 0 for s in record["sessions"])
+            record["wall_seconds"] = round(total, 3)
+            run_record.write_record(out_dir, record)
+
         if pending:
-            _run_trials(config, out_dir, split, sizes, pending, record, quiet)
-        session.update(finished=_now(), wall_seconds=round(time.perf_counter() - start, 3))
-        record["wall_seconds"] = round(sum(s["wall_seconds"] or 0 for s in record["sessions"]), 3)
-        run_record.write_record(out_dir, record)
+            _run_trials(config, out_dir, split, sizes, pending, session, record_progress, quiet)
+        record_progress(finished=True)
         return pd.read_csv(out_dir / "results.csv")
 
 
-def _run_trials(config, out_dir: Path, split, sizes, pending, record, quiet: bool) -> None:
+def _run_trials(
+    config, out_dir: Path, split, sizes, pending, session: dict, record_progress, quiet: bool
+) -> None:
     pool, test = split.train, split.test
     mean, std = data.channel_statistics(pool.images)  # training images only
-    session = record["sessions"][-1]
     shifted = (  # shifted_sets of 0 samples would average an empty array
         shifts.shifted_sets(test.images, config.shift_samples, seed=config.seed)
         if config.shift_samples
@@ -365,6 +379,7 @@ def _run_trials(config, out_dir: Path, split, sizes, pending, record, quiet: boo
                 epoch_checkpoint=results.epoch_checkpoint(out_dir, trial, round_index),
                 where=f"trial {trial}, round {round_index} ({n_labelled} labels)",
                 session=session,
+                on_save=record_progress,
             )
 
         def save_round(row, output, trial=trial):
@@ -377,7 +392,7 @@ def _run_trials(config, out_dir: Path, split, sizes, pending, record, quiet: boo
             results.write_results(out_dir, config)  # a table every round
             # the round is in its checkpoint now: its epoch state is no longer needed
             results.epoch_checkpoint(out_dir, trial, len(rows) - 1).unlink(missing_ok=True)
-            run_record.write_record(out_dir, record)  # the session's epoch count so far
+            record_progress()  # the session's epochs and time so far
 
         active.run_trial(
             train_images=pool.images,

@@ -73,6 +73,12 @@ def test_a_run_killed_inside_a_round_resumes_from_its_last_epoch(tmp_path):
     assert len(sessions) == 2 and sessions[0]["finished"] is None  # the killed session
     (resumed,) = sessions[1]["resumed"]
     assert resumed["round"].startswith("trial 0, round 0 ") and 1 <= resumed["from_epoch"] < 20
+    # the killed session kept the time and the epochs it worked, up to its last save
+    assert sessions[0]["wall_seconds"] > 0 and sessions[0]["epochs_trained"] >= 1
+    record = json.loads((killed / "config.json").read_text())
+    assert record["wall_seconds"] == pytest.approx(
+        sessions[0]["wall_seconds"] + sessions[1]["wall_seconds"], abs=0.01
+    )
     # the rerun trained only the epochs the killed run had not finished
     assert sessions[1]["epochs_trained"] == EPOCHS - resumed["from_epoch"] < EPOCHS
     assert not list(killed.glob("checkpoints/*_epoch.npz"))  # removed with each round's end
