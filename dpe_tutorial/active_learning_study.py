@@ -178,8 +178,34 @@ def comparisons(results, among=COMPARISONS) -> list[tuple[str, str]]:
     return [(method, baseline) for method, baseline in among if {method, baseline} <= methods]
 
 
+def wall_time(results) -> str:
+    """One sentence: the wall time the sessions in the runs' ``config.json`` record, and where."""
+    import json
+
+    records = [
+        json.loads((Path(folder) / "config.json").read_text())
+        for folder in sorted(set(results["folder"]))
+    ]
+    sessions = [session for record in records for session in record.get("sessions") or []]
+    if not sessions:
+        return "The runs record no sessions, so no wall time."
+    timed = [s for s in sessions if s.get("wall_seconds") is not None]
+    hours = sum(s["wall_seconds"] for s in timed) / 3600
+    machines = sorted({s["machine"] for s in timed if s.get("machine")})
+    where = f" on {'; '.join(machines)}" if machines else ""
+    sentence = f"Wall time recorded by {len(records)} runs: {hours:.1f} h{where}"
+    untimed = len(sessions) - len(timed)
+    if untimed:
+        sentence += (
+            f"; {untimed} session{'s' if untimed != 1 else ''} recorded none "
+            "(stopped before writing it, or still running)"
+        )
+    return sentence + "."
+
+
 def report(results, metrics=("ensemble_accuracy", "nll", "ece")) -> str:
-    """The headlines, the round table and the paired differences as Markdown (the closing note)."""
+    """The headlines, the round table, the paired differences of every metric and the wall
+    time, as Markdown (the closing note)."""
     from .markdown import summary_table, table
 
     def method_and_labels(key) -> list[str]:
@@ -188,16 +214,17 @@ def report(results, metrics=("ensemble_accuracy", "nll", "ece")) -> str:
     table_of_rounds = round_table(results, metrics)
     lines = [f"- {sentence}" for sentence in headlines(results, metrics)] + [""]
     lines += summary_table(table_of_rounds, ["method", "labels"], method_and_labels, metrics)
-    for method, baseline in comparisons(results):
-        paired = paired_differences(results, method, baseline)
-        lines += ["", f"{method} minus {baseline}, ensemble accuracy:", ""]
-        rows = [
-            [str(labels)]
-            + [str(v) if isinstance(v, (bool, np.bool_)) else f"{v:+.3f}" for v in row]
-            for labels, row in paired.iterrows()
-        ]
-        lines += table(["labels", *map(str, paired.columns)], rows)
-    return "\n".join(lines)
+    for metric in metrics:
+        for method, baseline in comparisons(results):
+            paired = paired_differences(results, method, baseline, metric)
+            lines += ["", f"{method} minus {baseline}, {_short_name(metric).lower()}:", ""]
+            rows = [
+                [str(labels)]
+                + [str(v) if isinstance(v, (bool, np.bool_)) else f"{v:+.3f}" for v in row]
+                for labels, row in paired.iterrows()
+            ]
+            lines += table(["labels", *map(str, paired.columns)], rows)
+    return "\n".join([*lines, "", wall_time(results)])
 
 
 def _trials(paired) -> list[str]:
@@ -244,7 +271,7 @@ def headline(results, metric: str = "ensemble_accuracy") -> str:
     or within the noise by :func:`dpe_tutorial.paired.clear`, in the metric's
     own direction; with one trial, that it cannot be judged yet.
     """
-    from .plots import LOWER_IS_BETTER, metric_name
+    from .plots import LOWER_IS_BETTER
 
     available = comparisons(results, MAIN_COMPARISONS)
     if not available:
@@ -264,8 +291,14 @@ def headline(results, metric: str = "ensemble_accuracy") -> str:
             f"{method} minus {baseline} at {labels} labels "
             f"({pairs} paired trial{'s' if pairs != 1 else ''}): {row['mean']:+.3f}, {reading}"
         )
-    name = metric_name(metric).split(" (")[0]
-    return f"{name.capitalize()}: {'; '.join(readings)}."
+    return f"{_short_name(metric).capitalize()}: {'; '.join(readings)}."
+
+
+def _short_name(metric: str) -> str:
+    """The metric's readable name without its parenthesis: ``negative log-likelihood``."""
+    from .plots import metric_name
+
+    return metric_name(metric).split(" (")[0]
 
 
 def headlines(results, metrics=("ensemble_accuracy", "nll", "ece")) -> list[str]:

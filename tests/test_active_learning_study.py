@@ -101,6 +101,24 @@ def test_the_report_has_the_round_table_and_the_paired_differences(finished):
     assert "| 1000 | +0.020 | +0.020 | +0.020 | +0.000 |" in text
 
 
+def test_the_report_names_the_paired_differences_of_every_metric_and_the_wall_time(finished):
+    folder = study.folder_of(finished, study.method_configs()["DPE, random"])
+    record = json.loads((folder / "config.json").read_text())
+    record["sessions"] = [
+        {"wall_seconds": 5400.0, "machine": "AMD EPYC, 2 cores"},
+        {"wall_seconds": None, "machine": "AMD EPYC, 2 cores"},  # cut off before writing it
+        {"wall_seconds": 1800.0, "machine": "AMD EPYC, 2 cores"},
+    ]
+    (folder / "config.json").write_text(json.dumps(record))
+    text = study.report(study.load_results(finished))
+    for name in ("ensemble accuracy", "negative log-likelihood", "expected calibration error"):
+        assert f"DPE, predictive entropy minus DPE, random, {name}:" in text
+    assert text.endswith(
+        "Wall time recorded by 3 runs: 2.0 h on AMD EPYC, 2 cores; 1 session recorded none "
+        "(stopped before writing it, or still running)."
+    )
+
+
 def test_an_empty_folder_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no results under"):
         study.load_results(tmp_path)
