@@ -286,6 +286,38 @@ def reliability_row(runs: Sequence[Run], test_labels, trial: int = 0) -> Figure:
     return figure
 
 
+def confidence_gaps(runs: Sequence[Run], test_labels, trial: int = 0):
+    """Accuracy against mean confidence of each run's ensemble on the test set, last round.
+
+    A table (pandas) with a row per run: the labels, the accuracy, the mean of
+    the top predicted probability and their difference. A positive
+    ``accuracy_minus_confidence`` is an under-confident ensemble (it is right
+    more often than it says), a negative one an over-confident ensemble; the
+    ECE bins the same gap by confidence.
+    """
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        arrays = load_round(run, trial, saved_rounds(run, trial)[-1])
+        probs = arrays["test_probs"].astype(np.float64)
+        labels = _check_labels(
+            test_labels, probs.shape[0], probs.shape[1], "test_labels", "test set"
+        )
+        accuracy = float(np.mean(probs.argmax(axis=1) == labels))
+        confidence = float(np.mean(probs.max(axis=1)))
+        rows.append(
+            {
+                "method": run.method,
+                "labels": len(arrays["labelled"]),
+                "accuracy": accuracy,
+                "mean_confidence": confidence,
+                "accuracy_minus_confidence": accuracy - confidence,
+            }
+        )
+    return pd.DataFrame(rows).set_index("method")
+
+
 def _row(runs: Sequence[Run], aspect: float) -> tuple[Figure, list]:
     if not runs:
         raise ValueError("runs is empty: nothing to draw")

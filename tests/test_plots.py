@@ -318,6 +318,21 @@ def test_reliability_diagram_draws_metrics_reliability(dpe):
     )
 
 
+def test_confidence_gaps_are_accuracy_minus_mean_top_probability(dpe, random_run):
+    gaps = round_figures.confidence_gaps([dpe, random_run], TEST_LABELS, trial=1)
+    probs = plots.load_round(dpe, 1, 2)["test_probs"].astype(np.float64)
+    row = gaps.loc[dpe.method]
+    assert row["labels"] == SIZES[-1]
+    assert row["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == TEST_LABELS))
+    assert row["mean_confidence"] == pytest.approx(probs.max(1).mean())
+    assert row["accuracy_minus_confidence"] == pytest.approx(
+        row["accuracy"] - row["mean_confidence"]
+    )
+    assert list(gaps.index) == [dpe.method, random_run.method]
+    with pytest.raises(ValueError, match="one label per test set image"):
+        round_figures.confidence_gaps([dpe], TEST_LABELS[:-1])
+
+
 def test_reliability_diagram_errors(dpe):
     with pytest.raises(ValueError, match="one label per test set image"):
         round_figures.reliability_diagram(dpe, TEST_LABELS[:5])
