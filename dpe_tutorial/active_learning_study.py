@@ -182,6 +182,8 @@ def wall_time(results) -> str:
     """One sentence: the wall time the sessions in the runs' ``config.json`` record, and where."""
     import json
 
+    from .results import untimed_sessions
+
     records = [
         json.loads((Path(folder) / "config.json").read_text())
         for folder in sorted(set(results["folder"]))
@@ -194,7 +196,7 @@ def wall_time(results) -> str:
     machines = sorted({s["machine"] for s in timed if s.get("machine")})
     where = f" on {'; '.join(machines)}" if machines else ""
     sentence = f"Wall time recorded by {len(records)} runs: {hours:.1f} h{where}"
-    untimed = len(sessions) - len(timed)
+    untimed = sum(untimed_sessions(record) for record in records)
     if untimed:
         sentence += (
             f"; {untimed} session{'s' if untimed != 1 else ''} recorded none "

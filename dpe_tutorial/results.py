@@ -392,7 +392,9 @@ def provenance_table(runs: Sequence[Run]) -> pd.DataFrame:
     """Where each run comes from: dataset copy, device, backend, commit, trials and wall time.
 
     One row per run, from its ``config.json``; a field the run did not record
-    shows as "unknown".
+    shows as "unknown". ``wall_minutes`` sums the sessions that recorded their
+    time; ``untimed_sessions`` counts those that did not (:func:`untimed_sessions`),
+    for which ``wall_minutes`` is a lower bound.
     """
     rows = []
     for run in as_runs(runs):
@@ -415,10 +417,20 @@ def provenance_table(runs: Sequence[Run]) -> pd.DataFrame:
                 "trials": int(run.results["trial"].nunique()),
                 "rounds": int(run.results["round"].nunique()),
                 "wall_minutes": round(wall / 60, 1) if isinstance(wall, (int, float)) else math.nan,
+                "untimed_sessions": untimed_sessions(run.record),
                 "folder": str(run.path),
             }
         )
     return pd.DataFrame(rows)
+
+
+def untimed_sessions(record: dict) -> int:
+    """The sessions of a ``config.json`` record that recorded no wall time.
+
+    A session stopped before it wrote its time (runs of this package before it
+    wrote the time at every save), or one still running before its first save.
+    """
+    return sum(1 for s in record.get("sessions") or [] if s.get("wall_seconds") is None)
 
 
 def _short_hashes(text: str) -> str:

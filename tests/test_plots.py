@@ -11,7 +11,7 @@ import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from dpe_tutorial import metrics, palette, plots, round_figures
+from dpe_tutorial import metrics, palette, plots, results, round_figures
 
 POOL, TEST, CLASSES = 60, 20, 3
 SIZES = [10, 20, 30]
@@ -190,7 +190,13 @@ def test_provenance_table(dpe, random_run):
         "unknown",
     )
     assert (row["trials"], row["rounds"]) == (2, 3)
-    assert row["wall_minutes"] == round(1.0 / 60, 1)
+    assert row["wall_minutes"] == round(1.0 / 60, 1) and row["untimed_sessions"] == 0
+
+
+def test_sessions_that_recorded_no_time_are_counted(dpe):
+    dpe.record["sessions"] = [{"wall_seconds": 60.0}, {"wall_seconds": None}, {}]
+    assert results.untimed_sessions(dpe.record) == 2
+    assert plots.provenance_table([dpe]).iloc[0]["untimed_sessions"] == 2
 
 
 def test_run_label_names_method_dataset_and_device(dpe):
