@@ -136,7 +136,8 @@ def compact_round_table(results, metrics=("ensemble_accuracy", "nll", "ece")):
 def paired_differences(results, method: str, baseline: str, metric: str = "ensemble_accuracy"):
     """``method`` minus ``baseline``, trial by trial, at every round (a paired comparison).
 
-    Columns: the difference of each trial, their mean and standard deviation,
+    One row per labelled-set size (the index, ``labels``). Columns: the
+    difference of each trial, their mean and standard deviation,
     the baseline's own trial-to-trial standard deviation, and ``clear``:
     :func:`dpe_tutorial.paired.clear` (every trial's difference of one sign,
     the mean larger than the baseline's trial-to-trial spread and than the
@@ -159,7 +160,7 @@ def paired_differences(results, method: str, baseline: str, metric: str = "ensem
     table["std"] = difference.std(axis=1)
     table["baseline_spread"] = theirs.loc[difference.index, trials].std(axis=1)
     table["clear"] = paired_rule.clear(difference.to_numpy(), table["baseline_spread"].to_numpy())
-    return table
+    return table.rename_axis("labels")
 
 
 # the comparisons the issue asks for: DPE against random acquisition and against the plain ensemble
