@@ -277,11 +277,15 @@ def class_balance_row(runs: Sequence[Run], pool_labels, class_names, trial: int 
 
 
 def reliability_row(runs: Sequence[Run], test_labels, trial: int = 0) -> Figure:
-    """:func:`reliability_diagram` of every run's last round side by side, one legend below."""
+    """:func:`reliability_diagram` of every run's last round side by side, one legend below;
+    the panels share the y axis and a short x label."""
     figure, axes = _row(runs, aspect=1.15)
     for ax, run in zip(axes, runs, strict=True):
         reliability_diagram(run, test_labels, trial=trial, ax=ax)
         ax.get_legend().remove()  # one legend below, where it covers no bar
+        ax.set_xlabel("confidence")  # the long label would run into the next panel's
+    for ax in axes[1:]:
+        ax.set_ylabel("")  # the axes share it
     figure.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3)
     return figure
 

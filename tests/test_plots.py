@@ -480,6 +480,8 @@ def test_rows_put_every_run_side_by_side_with_one_legend(dpe, random_run):
     calibration = round_figures.reliability_row(runs, TEST_LABELS)
     assert len(calibration.axes) == 2 and len(calibration.legends) == 1
     assert all(ax.get_legend() is None for ax in calibration.axes)
+    assert [ax.get_xlabel() for ax in calibration.axes] == ["confidence"] * 2
+    assert [ax.get_ylabel() for ax in calibration.axes] == ["accuracy", ""]
     # one run is not stretched across the page; several fill at most the full width
     one = round_figures.class_balance_row([dpe], POOL_LABELS, CLASS_NAMES)
     assert one.get_figwidth() == pytest.approx(palette.PANEL_WIDTH)
