@@ -284,6 +284,7 @@ def reliability_row(runs: Sequence[Run], test_labels, trial: int = 0) -> Figure:
         reliability_diagram(run, test_labels, trial=trial, ax=ax)
         ax.get_legend().remove()  # one legend below, where it covers no bar
         ax.set_xlabel("confidence")  # the long label would run into the next panel's
+        ax.set_xticks([0.0, 0.5, 1.0])  # nor may the end ticks of neighbours touch
     for ax in axes[1:]:
         ax.set_ylabel("")  # the axes share it
     figure.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3)
