@@ -180,7 +180,10 @@ def comparisons(results, among=COMPARISONS) -> list[tuple[str, str]]:
 
 
 def wall_time(results) -> str:
-    """One sentence: the wall time the sessions in the runs' ``config.json`` record, and where."""
+    """One sentence: the wall time the sessions in the runs' ``config.json`` record, and where.
+
+    ``results`` is a table of :func:`load_results` (its ``folder`` column names each run).
+    """
     import json
 
     from .results import untimed_sessions
@@ -208,8 +211,9 @@ def wall_time(results) -> str:
 
 def report(results, metrics=("ensemble_accuracy", "nll", "ece")) -> str:
     """The headlines, the round table, the paired differences of every metric and the wall
-    time, as Markdown (the closing note)."""
+    time, as Markdown (the closing note); ``results`` is a table of :func:`load_results`."""
     from .markdown import summary_table, table
+    from .plots import LOWER_IS_BETTER
 
     def method_and_labels(key) -> list[str]:
         return [key[0], str(key[1])]
@@ -220,7 +224,9 @@ def report(results, metrics=("ensemble_accuracy", "nll", "ece")) -> str:
     for metric in metrics:
         for method, baseline in comparisons(results):
             paired = paired_differences(results, method, baseline, metric)
-            lines += ["", f"{method} minus {baseline}, {_short_name(metric).lower()}:", ""]
+            direction = " (lower is better)" if metric in LOWER_IS_BETTER else ""
+            name = _short_name(metric).lower()
+            lines += ["", f"{method} minus {baseline}, {name}{direction}:", ""]
             rows = [
                 [str(labels)]
                 + [str(v) if isinstance(v, (bool, np.bool_)) else f"{v:+.3f}" for v in row]

@@ -302,6 +302,8 @@ def confidence_gaps(runs: Sequence[Run], test_labels, trial: int = 0):
     """
     import pandas as pd
 
+    if not runs:
+        raise ValueError("runs is empty: nothing to compare")
     rows = []
     for run in runs:
         arrays = load_round(run, trial, saved_rounds(run, trial)[-1])

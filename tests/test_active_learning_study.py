@@ -111,7 +111,11 @@ def test_the_report_names_the_paired_differences_of_every_metric_and_the_wall_ti
     ]
     (folder / "config.json").write_text(json.dumps(record))
     text = study.report(study.load_results(finished))
-    for name in ("ensemble accuracy", "negative log-likelihood", "expected calibration error"):
+    for name in (
+        "ensemble accuracy",
+        "negative log-likelihood (lower is better)",
+        "expected calibration error (lower is better)",
+    ):
         assert f"DPE, predictive entropy minus DPE, random, {name}:" in text
     assert text.endswith(
         "Wall time recorded by 3 runs: 2.0 h on AMD EPYC, 2 cores; 1 session recorded none "

@@ -332,11 +332,13 @@ def test_confidence_gaps_are_accuracy_minus_mean_top_probability(dpe, random_run
     assert row["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == TEST_LABELS))
     assert row["mean_confidence"] == pytest.approx(probs.max(1).mean())
     assert row["accuracy_minus_confidence"] == pytest.approx(
-        row["accuracy"] - row["mean_confidence"]
+        np.mean(probs.argmax(1) == TEST_LABELS) - probs.max(1).mean()
     )
     assert list(gaps.index) == [dpe.method, random_run.method]
     with pytest.raises(ValueError, match="one label per test set image"):
         round_figures.confidence_gaps([dpe], TEST_LABELS[:-1])
+    with pytest.raises(ValueError, match="runs is empty"):
+        round_figures.confidence_gaps([], TEST_LABELS)
 
 
 def test_reliability_diagram_errors(dpe):

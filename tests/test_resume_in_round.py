@@ -37,6 +37,15 @@ def read_run(folder: Path):
     return table, rounds
 
 
+def session_timed(folder: Path) -> bool:
+    """Whether the last session in the folder's config.json has recorded its time."""
+    try:
+        sessions = json.loads((folder / "config.json").read_text())["sessions"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return bool(sessions) and sessions[-1].get("wall_seconds") is not None
+
+
 @pytest.mark.slow
 def test_a_run_killed_inside_a_round_resumes_from_its_last_epoch(tmp_path):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
@@ -50,7 +59,8 @@ def test_a_run_killed_inside_a_round_resumes_from_its_last_epoch(tmp_path):
     )
     epoch_checkpoint = killed / "checkpoints" / "trial0_round0_epoch.npz"
     deadline = time.monotonic() + 600
-    while not epoch_checkpoint.exists():
+    # killed once an epoch is saved and the session's record of it written (just after)
+    while not (epoch_checkpoint.exists() and session_timed(killed)):
         assert process.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline, "no epoch finished in time"
         time.sleep(0.05)
