@@ -186,7 +186,7 @@ def wall_time(results) -> str:
     """
     import json
 
-    from .results import untimed_sessions
+    from .results import UNTIMED_REASON, untimed_sessions
 
     records = [
         json.loads((Path(folder) / "config.json").read_text())
@@ -203,8 +203,7 @@ def wall_time(results) -> str:
     untimed = sum(untimed_sessions(record) for record in records)
     if untimed:
         sentence += (
-            f"; {untimed} session{'s' if untimed != 1 else ''} recorded none "
-            "(stopped before writing it, or still running)"
+            f"; {untimed} session{'s' if untimed != 1 else ''} recorded none ({UNTIMED_REASON})"
         )
     return sentence + "."
 

@@ -55,6 +55,7 @@ from .results import (  # noqa: F401
     load_run,
     provenance_table,
     saved_rounds,
+    untimed_notes,
 )
 
 # Numeric columns that say where a row is, not how well it did.
@@ -194,6 +195,18 @@ def _metric_columns(runs: Sequence[Run]) -> list[str]:
             for run in runs[1:]
         )
     ]
+
+
+def captioned(table: pd.DataFrame, caption: str, precision: int = 3):
+    """``table`` for a page, with its caption on it: a pandas Styler, numbers to
+    ``precision`` decimals, missing values as a dash, drawn as a plain table is.
+
+    A notebook page gathers a cell's printed lines above all of its tables, so
+    a table shown in a loop says itself which one it is.
+    """
+    styled = table.style.format(precision=precision, na_rep="–")
+    # the class the book's theme styles plain pandas tables by
+    return styled.set_table_attributes('class="dataframe"').set_caption(caption)
 
 
 # -- saving --------------------------------------------------------------------

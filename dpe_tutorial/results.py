@@ -424,6 +424,21 @@ def provenance_table(runs: Sequence[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# why a session has no wall time (see untimed_sessions)
+UNTIMED_REASON = "stopped before writing it, or still running"
+
+
+def untimed_notes(provenance: pd.DataFrame) -> list[str]:
+    """A sentence for each row of a :func:`provenance_table` whose ``wall_minutes`` is a
+    lower bound, because some of its sessions recorded no time."""
+    return [
+        f"{row.method} ({row.config}): wall_minutes is a lower bound; "
+        f"{row.untimed_sessions} session(s) recorded no time ({UNTIMED_REASON})"
+        for row in provenance.itertuples()
+        if row.untimed_sessions > 0
+    ]
+
+
 def untimed_sessions(record: dict) -> int:
     """The sessions of a ``config.json`` record that recorded no wall time.
 

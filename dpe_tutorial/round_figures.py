@@ -325,6 +325,20 @@ def confidence_gaps(runs: Sequence[Run], test_labels, trial: int = 0):
     return pd.DataFrame(rows).set_index("method")
 
 
+def describe_confidence_gaps(gaps) -> list[str]:
+    """A sentence per row of :func:`confidence_gaps`: its accuracy, its confidence, and
+    by how much it is under- or over-confident."""
+    sentences = []
+    for method, row in gaps.iterrows():
+        gap = row["accuracy_minus_confidence"]
+        side = "under" if gap > 0 else "over"
+        sentences.append(
+            f"{method}: accuracy {row['accuracy']:.3f}, confidence "
+            f"{row['mean_confidence']:.3f}: {side}-confident by {abs(gap):.3f}"
+        )
+    return sentences
+
+
 def _row(runs: Sequence[Run], aspect: float) -> tuple[Figure, list]:
     if not runs:
         raise ValueError("runs is empty: nothing to draw")

@@ -193,10 +193,23 @@ def test_provenance_table(dpe, random_run):
     assert row["wall_minutes"] == round(1.0 / 60, 1) and row["untimed_sessions"] == 0
 
 
-def test_sessions_that_recorded_no_time_are_counted(dpe):
+def test_sessions_that_recorded_no_time_are_counted(dpe, random_run):
     dpe.record["sessions"] = [{"wall_seconds": 60.0}, {"wall_seconds": None}, {}]
     assert results.untimed_sessions(dpe.record) == 2
-    assert plots.provenance_table([dpe]).iloc[0]["untimed_sessions"] == 2
+    provenance = plots.provenance_table([dpe, random_run])
+    assert list(provenance["untimed_sessions"]) == [2, 0]
+    # only the run with untimed sessions gets a note
+    assert plots.untimed_notes(provenance) == [
+        f"{DPE} (fake): wall_minutes is a lower bound; 2 session(s) recorded no time "
+        f"({results.UNTIMED_REASON})"
+    ]
+
+
+def test_a_captioned_table_names_itself_and_shows_missing_values_as_a_dash():
+    table = pd.DataFrame({"mean": [0.12345, math.nan]}, index=pd.Index([500, 1000], name="labels"))
+    html = plots.captioned(table, "DPE minus random").to_html()
+    assert "<caption>DPE minus random</caption>" in html and 'class="dataframe"' in html
+    assert ">0.123<" in html and ">–<" in html
 
 
 def test_run_label_names_method_dataset_and_device(dpe):
@@ -339,6 +352,15 @@ def test_confidence_gaps_are_accuracy_minus_mean_top_probability(dpe, random_run
         round_figures.confidence_gaps([dpe], TEST_LABELS[:-1])
     with pytest.raises(ValueError, match="runs is empty"):
         round_figures.confidence_gaps([], TEST_LABELS)
+    under = pd.DataFrame(
+        {"accuracy": [0.44], "mean_confidence": [0.29], "accuracy_minus_confidence": [0.15]},
+        index=["DPE"],
+    )
+    over = under.assign(mean_confidence=0.5, accuracy_minus_confidence=-0.06)
+    assert round_figures.describe_confidence_gaps(under) == [
+        "DPE: accuracy 0.440, confidence 0.290: under-confident by 0.150"
+    ]
+    assert round_figures.describe_confidence_gaps(over)[0].endswith("over-confident by 0.060")
 
 
 def test_reliability_diagram_errors(dpe):
