@@ -291,14 +291,15 @@ def reliability_row(runs: Sequence[Run], test_labels, trial: int = 0) -> Figure:
     return figure
 
 
-def confidence_gaps(runs: Sequence[Run], test_labels, trial: int = 0):
+def confidence_gaps(runs: Sequence[Run], test_labels):
     """Accuracy against mean confidence of each run's ensemble on the test set, last round.
 
-    A table (pandas) with a row per run: the labels, the accuracy, the mean of
-    the top predicted probability and their difference. A positive
-    ``accuracy_minus_confidence`` is an under-confident ensemble (it is right
-    more often than it says), a negative one an over-confident ensemble; the
-    ECE bins the same gap by confidence.
+    A table (pandas) indexed by method and trial, with a row for every trial
+    that has finished its last round (a trial still running is left out): the
+    labels, the accuracy, the mean of the top predicted probability and their
+    difference. A positive ``accuracy_minus_confidence`` is an under-confident
+    ensemble (it is right more often than it says), a negative one an
+    over-confident ensemble; the ECE bins the same gap by confidence.
     """
     import pandas as pd
 
@@ -306,35 +307,58 @@ def confidence_gaps(runs: Sequence[Run], test_labels, trial: int = 0):
         raise ValueError("runs is empty: nothing to compare")
     rows = []
     for run in runs:
-        arrays = load_round(run, trial, saved_rounds(run, trial)[-1])
-        probs = arrays["test_probs"].astype(np.float64)
-        labels = _check_labels(
-            test_labels, probs.shape[0], probs.shape[1], "test_labels", "test set"
-        )
-        accuracy = float(np.mean(probs.argmax(axis=1) == labels))
-        confidence = float(np.mean(probs.max(axis=1)))
-        rows.append(
-            {
-                "method": run.method,
-                "labels": len(arrays["labelled"]),
-                "accuracy": accuracy,
-                "mean_confidence": confidence,
-                "accuracy_minus_confidence": accuracy - confidence,
-            }
-        )
-    return pd.DataFrame(rows).set_index("method")
+        rounds = len(run.record["schedule_sizes"])
+        for trial in sorted(set(run.results["trial"])):
+            saved = saved_rounds(run, trial)
+            if len(saved) < rounds:
+                continue
+            arrays = load_round(run, trial, saved[-1])
+            probs = arrays["test_probs"].astype(np.float64)
+            labels = _check_labels(
+                test_labels, probs.shape[0], probs.shape[1], "test_labels", "test set"
+            )
+            accuracy = float(np.mean(probs.argmax(axis=1) == labels))
+            confidence = float(np.mean(probs.max(axis=1)))
+            rows.append(
+                {
+                    "method": run.method,
+                    "trial": int(trial),
+                    "labels": len(arrays["labelled"]),
+                    "accuracy": accuracy,
+                    "mean_confidence": confidence,
+                    "accuracy_minus_confidence": accuracy - confidence,
+                }
+            )
+    columns = ["method", "trial", "labels", "accuracy", "mean_confidence"]
+    table = pd.DataFrame(rows, columns=[*columns, "accuracy_minus_confidence"])
+    return table.set_index(["method", "trial"])
 
 
 def describe_confidence_gaps(gaps) -> list[str]:
-    """A sentence per row of :func:`confidence_gaps`: its accuracy, its confidence, and
-    by how much it is under- or over-confident."""
+    """A sentence per method of :func:`confidence_gaps`: on which side of its
+    accuracy its confidence lies, in how many trials, and by how much."""
     sentences = []
-    for method, row in gaps.iterrows():
-        gap = row["accuracy_minus_confidence"]
-        side = "under" if gap > 0 else "over"
+    for method, rows in gaps.groupby(level="method", sort=False):
+        gap = rows["accuracy_minus_confidence"]
+        accuracy, confidence = rows["accuracy"].mean(), rows["mean_confidence"].mean()
+        if len(rows) == 1:
+            trial = rows.index.get_level_values("trial")[0]
+            side = "under" if gap.iloc[0] > 0 else "over"
+            sentences.append(
+                f"{method}: accuracy {accuracy:.3f}, confidence {confidence:.3f}: "
+                f"{side}-confident by {abs(gap.iloc[0]):.3f} (trial {trial} only)"
+            )
+            continue
+        under, trials = int((gap > 0).sum()), len(rows)
+        if under in (0, trials):
+            every = "both trials" if trials == 2 else f"all {trials} trials"
+            side = f"{'under' if under else 'over'}-confident in {every}"
+        else:
+            side = f"under-confident in {under} of {trials} trials, over in the rest"
         sentences.append(
-            f"{method}: accuracy {row['accuracy']:.3f}, confidence "
-            f"{row['mean_confidence']:.3f}: {side}-confident by {abs(gap):.3f}"
+            f"{method}: {side}; accuracy minus confidence {gap.mean():+.3f} on "
+            f"average ({gap.min():+.3f} to {gap.max():+.3f}); mean accuracy "
+            f"{accuracy:.3f}, mean confidence {confidence:.3f}"
         )
     return sentences
 

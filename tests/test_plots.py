@@ -338,29 +338,67 @@ def test_reliability_diagram_draws_metrics_reliability(dpe):
 
 
 def test_confidence_gaps_are_accuracy_minus_mean_top_probability(dpe, random_run):
-    gaps = round_figures.confidence_gaps([dpe, random_run], TEST_LABELS, trial=1)
+    gaps = round_figures.confidence_gaps([dpe, random_run], TEST_LABELS)
+    # a row per finished trial of every run, in the runs' order
+    assert list(gaps.index) == [
+        (dpe.method, 0),
+        (dpe.method, 1),
+        (random_run.method, 0),
+        (random_run.method, 1),
+    ]
     probs = plots.load_round(dpe, 1, 2)["test_probs"].astype(np.float64)
-    row = gaps.loc[dpe.method]
+    row = gaps.loc[(dpe.method, 1)]
+    accuracy = np.mean(probs.argmax(1) == TEST_LABELS)
     assert row["labels"] == SIZES[-1]
-    assert row["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == TEST_LABELS))
+    assert row["accuracy"] == pytest.approx(accuracy)
     assert row["mean_confidence"] == pytest.approx(probs.max(1).mean())
-    assert row["accuracy_minus_confidence"] == pytest.approx(
-        np.mean(probs.argmax(1) == TEST_LABELS) - probs.max(1).mean()
-    )
-    assert list(gaps.index) == [dpe.method, random_run.method]
+    assert row["accuracy_minus_confidence"] == pytest.approx(accuracy - probs.max(1).mean())
     with pytest.raises(ValueError, match="one label per test set image"):
         round_figures.confidence_gaps([dpe], TEST_LABELS[:-1])
     with pytest.raises(ValueError, match="runs is empty"):
         round_figures.confidence_gaps([], TEST_LABELS)
-    under = pd.DataFrame(
-        {"accuracy": [0.44], "mean_confidence": [0.29], "accuracy_minus_confidence": [0.15]},
-        index=["DPE"],
-    )
-    over = under.assign(mean_confidence=0.5, accuracy_minus_confidence=-0.06)
-    assert round_figures.describe_confidence_gaps(under) == [
-        "DPE: accuracy 0.440, confidence 0.290: under-confident by 0.150"
+
+
+def test_a_trial_still_running_has_no_confidence_gap(dpe):
+    (dpe.path / "rounds" / "trial1_round2.npz").unlink()
+    gaps = round_figures.confidence_gaps([dpe], TEST_LABELS)
+    assert list(gaps.index) == [(dpe.method, 0)]
+
+
+def test_confidence_gaps_described_per_method_over_its_trials():
+    def gaps(method_rows):
+        index = pd.MultiIndex.from_tuples(
+            [(method, trial) for method, trial, *_ in method_rows], names=["method", "trial"]
+        )
+        values = [row[2:] for row in method_rows]
+        columns = ["accuracy", "mean_confidence", "accuracy_minus_confidence"]
+        return pd.DataFrame(values, index=index, columns=columns)
+
+    one = gaps([("DPE", 0, 0.44, 0.29, 0.15)])
+    assert round_figures.describe_confidence_gaps(one) == [
+        "DPE: accuracy 0.440, confidence 0.290: under-confident by 0.150 (trial 0 only)"
     ]
-    assert round_figures.describe_confidence_gaps(over)[0].endswith("over-confident by 0.060")
+    three = gaps(
+        [
+            ("DPE", 0, 0.44, 0.29, 0.15),
+            ("DPE", 1, 0.45, 0.32, 0.13),
+            ("DPE", 2, 0.43, 0.26, 0.17),
+            ("random", 0, 0.44, 0.41, 0.03),
+            ("random", 1, 0.44, 0.46, -0.02),
+            ("random", 2, 0.44, 0.40, 0.04),
+            ("plain", 0, 0.40, 0.46, -0.06),
+            ("plain", 1, 0.40, 0.44, -0.04),
+        ]
+    )
+    assert round_figures.describe_confidence_gaps(three) == [
+        "DPE: under-confident in all 3 trials; accuracy minus confidence +0.150 on "
+        "average (+0.130 to +0.170); mean accuracy 0.440, mean confidence 0.290",
+        "random: under-confident in 2 of 3 trials, over in the rest; accuracy minus "
+        "confidence +0.017 on average (-0.020 to +0.040); mean accuracy 0.440, mean "
+        "confidence 0.423",
+        "plain: over-confident in both trials; accuracy minus confidence -0.050 on "
+        "average (-0.060 to -0.040); mean accuracy 0.400, mean confidence 0.450",
+    ]
 
 
 def test_reliability_diagram_errors(dpe):
