@@ -197,8 +197,17 @@ def wall_time(results) -> str:
         return "The runs record no sessions, so no wall time."
     timed = [s for s in sessions if s.get("wall_seconds") is not None]
     hours = sum(s["wall_seconds"] for s in timed) / 3600
-    machines = sorted({s["machine"] for s in timed if s.get("machine")})
-    where = f" on {'; '.join(machines)}" if machines else ""
+    # machines differ in speed, so each one's share is named
+    by_machine: dict[str, float] = {}
+    for session in timed:
+        if session.get("machine") and session["wall_seconds"] > 0:
+            machine = session["machine"]
+            by_machine[machine] = by_machine.get(machine, 0.0) + session["wall_seconds"] / 3600
+    if len(by_machine) > 1:
+        shares = "; ".join(f"{machine}: {share:.1f} h" for machine, share in by_machine.items())
+        where = f" ({shares})"
+    else:
+        where = f" on {next(iter(by_machine))}" if by_machine else ""
     sentence = f"Wall time recorded by {len(records)} runs: {hours:.1f} h{where}"
     untimed = sum(untimed_sessions(record) for record in records)
     if untimed:

@@ -121,6 +121,17 @@ def test_the_report_names_the_paired_differences_of_every_metric_and_the_wall_ti
         "Wall time recorded by 3 runs: 2.0 h on AMD EPYC, 2 cores; 1 session recorded none "
         "(stopped before writing it, or still running)."
     )
+    # sessions on another machine: each machine's share, in the order they worked
+    record["sessions"] += [
+        {"wall_seconds": 0.0, "machine": "Intel Xeon, 2 cores"},  # opened a finished run
+        {"wall_seconds": 1080.0, "machine": "Intel Xeon, 2 cores"},
+    ]
+    (folder / "config.json").write_text(json.dumps(record))
+    assert study.report(study.load_results(finished)).endswith(
+        "Wall time recorded by 3 runs: 2.3 h (AMD EPYC, 2 cores: 2.0 h; Intel Xeon, "
+        "2 cores: 0.3 h); 1 session recorded none (stopped before writing it, or still "
+        "running)."
+    )
 
 
 def test_an_empty_folder_is_refused(tmp_path):
