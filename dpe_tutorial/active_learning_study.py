@@ -133,6 +133,58 @@ def compact_round_table(results, metrics=("ensemble_accuracy", "nll", "ece")):
     return pd.DataFrame(columns, index=index)
 
 
+def beside_random_labels(results, objective, metrics=("ensemble_accuracy", "nll", "ece")):
+    """Every method at this study's last round beside the objective study's plain ensemble
+    and DPE, trained on as many random labels.
+
+    This study has no plain ensemble with random acquisition. The objective
+    study (``objective``, a table of :func:`dpe_tutorial.studies.load_results`)
+    trained one, and the same DPE, with the same protocol on that many random
+    labels: other draws, so its rows are context for the plain ensemble's
+    acquisition, not a paired comparison. ``mean ± std`` per metric and the
+    trials, a row per study and method; ValueError when the objective study
+    has no run of this study's width and last label count.
+    """
+    import pandas as pd
+
+    from .config import beta_label
+    from .markdown import mean_and_spread
+    from .studies import SHORT_NAMES
+
+    labels = int(results["n_labeled"].max())
+    dpe = method_configs()["DPE, predictive entropy"]
+    last = results[results["n_labeled"] == labels]
+    same = objective[(objective["width"] == dpe.width) & (objective["n_labeled"] == labels)]
+    arms = {
+        "plain ensemble": same["form"] == "plain",
+        "DPE": (same["form"] == dpe.kl_form) & (same["beta"] == beta_label(dpe.beta)),
+    }
+    rounds = results["n_labeled"].nunique()
+    loop, one_round = (
+        f"active learning, {rounds} rounds",
+        "objective study, random labels",
+    )
+    groups = [(loop, name, last[last["method"] == name]) for name in METHODS]
+    groups += [(one_round, name, same[mask]) for name, mask in arms.items()]
+    groups = [group for group in groups if len(group[2])]
+    if not any(study == one_round for study, *_ in groups):
+        raise ValueError(
+            f"the objective study has no run of width {dpe.width} on {labels} labels "
+            "to set beside this study"
+        )
+    columns = {
+        SHORT_NAMES.get(metric, metric): [
+            mean_and_spread(rows[metric].mean(), rows[metric].std()) for *_, rows in groups
+        ]
+        for metric in metrics
+    }
+    columns["trials"] = [len(rows) for *_, rows in groups]
+    index = pd.MultiIndex.from_tuples(
+        [(study, name) for study, name, _ in groups], names=["study", "method"]
+    )
+    return pd.DataFrame(columns, index=index).rename_axis(columns=f"{labels} labels")
+
+
 def paired_differences(results, method: str, baseline: str, metric: str = "ensemble_accuracy"):
     """``method`` minus ``baseline``, trial by trial, at every round (a paired comparison).
 

@@ -306,3 +306,38 @@ def test_a_comparison_still_running_is_read_at_the_last_round_both_methods_reach
     write_method(tmp_path / "early", configs["DPE, random"], [[0.30]])
     early = study.headline(study.load_results(tmp_path / "early"))
     assert "minus DPE, random at 500 labels (1 paired trial): +0.000" in early
+
+
+def test_the_last_round_is_set_beside_the_objective_study_s_random_labels(finished):
+    import pandas as pd
+
+    dpe = study.method_configs()["DPE, predictive entropy"]
+    row = {"width": dpe.width, "n_labeled": 1000, "nll": 1.5, "ece": 0.05}
+    objective = pd.DataFrame(
+        [
+            {**row, "form": "plain", "beta": "0", "ensemble_accuracy": 0.40},
+            {**row, "form": "plain", "beta": "0", "ensemble_accuracy": 0.42},
+            {**row, "form": dpe.kl_form, "beta": "elbo*0.1", "ensemble_accuracy": 0.43},
+            # another form, another width and another label count are left out
+            {**row, "form": "exclusive", "beta": "elbo*0.1", "ensemble_accuracy": 0.9},
+            {**row, "width": 99, "form": "plain", "beta": "0", "ensemble_accuracy": 0.9},
+            {**row, "n_labeled": 500, "form": "plain", "beta": "0", "ensemble_accuracy": 0.9},
+        ]
+    )
+    table = study.beside_random_labels(study.load_results(finished), objective)
+    assert table.columns.name == "1000 labels"
+    acquired = "active learning, 2 rounds"
+    random_labels = "objective study, random labels"
+    assert list(table.index) == [
+        (acquired, "DPE, predictive entropy"),
+        (acquired, "DPE, random"),
+        (acquired, "plain ensemble, predictive entropy"),
+        (random_labels, "plain ensemble"),
+        (random_labels, "DPE"),
+    ]
+    assert table.loc[(acquired, "DPE, random"), "ensemble accuracy"] == "0.395 ± 0.021"
+    assert table.loc[(random_labels, "plain ensemble"), "ensemble accuracy"] == "0.410 ± 0.014"
+    assert table.loc[(random_labels, "DPE"), "ensemble accuracy"] == "0.430"
+    assert list(table["trials"]) == [2, 2, 2, 2, 1]
+    with pytest.raises(ValueError, match="no run of width 8 on 1000 labels"):
+        study.beside_random_labels(study.load_results(finished), objective.assign(width=99))
