@@ -326,18 +326,17 @@ def test_the_last_round_is_set_beside_the_objective_study_s_random_labels(finish
     )
     table = study.beside_random_labels(study.load_results(finished), objective)
     assert table.columns.name == "1000 labels"
-    acquired = "active learning, 2 rounds"
-    random_labels = "objective study, random labels"
+    random_labels = "random labels (objective study)"
     assert list(table.index) == [
-        (acquired, "DPE, predictive entropy"),
-        (acquired, "DPE, random"),
-        (acquired, "plain ensemble, predictive entropy"),
-        (random_labels, "plain ensemble"),
-        (random_labels, "DPE"),
+        "DPE, predictive entropy",
+        "DPE, random",
+        "plain ensemble, predictive entropy",
+        f"plain ensemble, {random_labels}",
+        f"DPE, {random_labels}",
     ]
-    assert table.loc[(acquired, "DPE, random"), "ensemble accuracy"] == "0.395 ± 0.021"
-    assert table.loc[(random_labels, "plain ensemble"), "ensemble accuracy"] == "0.410 ± 0.014"
-    assert table.loc[(random_labels, "DPE"), "ensemble accuracy"] == "0.430"
+    assert table.loc["DPE, random", "ensemble accuracy"] == "0.395 ± 0.021"
+    assert table.loc[f"plain ensemble, {random_labels}", "ensemble accuracy"] == "0.410 ± 0.014"
+    assert table.loc[f"DPE, {random_labels}", "ensemble accuracy"] == "0.430"
     assert list(table["trials"]) == [2, 2, 2, 2, 1]
     with pytest.raises(ValueError, match="no run of width 8 on 1000 labels"):
         study.beside_random_labels(study.load_results(finished), objective.assign(width=99))
