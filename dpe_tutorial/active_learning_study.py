@@ -293,6 +293,54 @@ def report(results, metrics=("ensemble_accuracy", "nll", "ece")) -> str:
     return "\n".join([*lines, "", wall_time(results)])
 
 
+def first_round_agreement(results, metric: str = "ensemble_accuracy"):
+    """The first round of the methods that train the same ensemble there, trial by trial.
+
+    At round 1 the DPE methods differ only in how they will acquire, so with
+    the trial's labels and seeds they train the same ensemble: their results
+    agree exactly when they ran on the same machine and software, and a
+    difference measures how much the machine alone moves a result (a pair
+    split across machines carries it into every round). A row per trial: each
+    such method's ``metric`` and their ``spread`` (largest minus smallest;
+    NaN with fewer than two).
+    """
+    same_ensemble = [name for name, fields in METHODS.items() if "beta" not in fields]
+    first = results[
+        (results["n_labeled"] == results["n_labeled"].min()) & results["method"].isin(same_ensemble)
+    ]
+    table = first.pivot_table(index="trial", columns="method", values=metric)
+    table = table[[name for name in same_ensemble if name in table.columns]]
+    counts = table.notna().sum(axis=1)
+    table["spread"] = (table.max(axis=1) - table.min(axis=1)).where(counts >= 2)
+    return table.rename_axis(columns=None)
+
+
+def describe_first_round(table) -> str:
+    """One sentence on a :func:`first_round_agreement` table."""
+    judged = table["spread"].dropna()
+    if judged.empty:
+        return "No trial has two DPE methods at round 1 yet: nothing to check."
+    exact = [str(t) for t, spread in judged.items() if spread == 0]
+    apart = judged[judged > 0]
+    if apart.empty:
+        return (
+            f"At round 1 the DPE methods agree exactly in every trial checked "
+            f"({', '.join(exact)}): no pair is split by the machine."
+        )
+    trials = ", ".join(str(t) for t in apart.index)
+    agree = (
+        f" agree exactly in trial{'s' if len(exact) > 1 else ''} {', '.join(exact)} but"
+        if exact
+        else ""
+    )
+    return (
+        f"At round 1 the DPE methods{agree} differ by up to {apart.max():.3f} in "
+        f"trial{'s' if len(apart) > 1 else ''} {trials}: that much comes from the machine "
+        "alone (runs of a trial that ran on different machines or software compute in a "
+        "different order), and it is part of every difference of those pairs."
+    )
+
+
 def _trials(paired) -> list[str]:
     """The per-trial columns of a :func:`paired_differences` table."""
     return [c for c in paired.columns if str(c).startswith("trial ")]

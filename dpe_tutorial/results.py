@@ -406,12 +406,18 @@ def provenance_table(runs: Sequence[Run]) -> pd.DataFrame:
         ]
         shown = list(dict.fromkeys(c[:10] for c in commits if isinstance(c, str)))
         wall = run.record.get("wall_seconds")
+        # the first session's machine, then any other that later sessions worked on
+        machines = [environment.get("device_name") or run.device or "unknown"] + [
+            _machine_name(session["machine"])
+            for session in run.record.get("sessions") or []
+            if session.get("machine") and _did_work(session)
+        ]
         rows.append(
             {
                 "method": run.method,
                 "config": run.config.get("name") or "unnamed",
                 "dataset": _short_hashes(dataset.get("provenance") or run.dataset),
-                "device": environment.get("device_name") or run.device or "unknown",
+                "device": "; ".join(dict.fromkeys(machines)),
                 "backend": environment.get("backend") or "unknown",
                 "commit": ", ".join(shown) or "unknown",
                 "trials": int(run.results["trial"].nunique()),
@@ -422,6 +428,17 @@ def provenance_table(runs: Sequence[Run]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _machine_name(machine: str) -> str:
+    """``AMD EPYC`` of a session's ``AMD EPYC, 2 cores``."""
+    name, _, cores = machine.rpartition(", ")
+    return name if name and cores.endswith(" cores") else machine
+
+
+def _did_work(session: dict) -> bool:
+    """False for a session that only opened a finished run (no time, no epochs)."""
+    return not (session.get("wall_seconds") == 0 and not session.get("epochs_trained"))
 
 
 # why a session has no wall time (see untimed_sessions)

@@ -340,3 +340,35 @@ def test_the_last_round_is_set_beside_the_objective_study_s_random_labels(finish
     assert list(table["trials"]) == [2, 2, 2, 2, 1]
     with pytest.raises(ValueError, match="no run of width 8 on 1000 labels"):
         study.beside_random_labels(study.load_results(finished), objective.assign(width=99))
+
+
+def test_round_one_shows_whether_the_machine_moved_a_pair(tmp_path):
+    configs = study.method_configs()
+    same = [[0.36, 0.40], [0.375, 0.41], [0.35, 0.42]]
+    write_method(tmp_path, configs["DPE, predictive entropy"], same)
+    write_method(tmp_path, configs["DPE, mutual information"], same)
+    # trial 1 of random ran elsewhere: its first round differs
+    write_method(tmp_path, configs["DPE, random"], [[0.36, 0.39], [0.367, 0.40]])
+    # the plain ensemble trains another ensemble: not part of the check
+    write_method(tmp_path, configs["plain ensemble, predictive entropy"], [[0.30, 0.3]] * 3)
+    table = study.first_round_agreement(study.load_results(tmp_path))
+    assert list(table.columns) == [
+        "DPE, predictive entropy",
+        "DPE, mutual information",
+        "DPE, random",
+        "spread",
+    ]
+    assert list(table["spread"].round(6)) == [0.0, 0.008, 0.0]
+    assert study.describe_first_round(table) == (
+        "At round 1 the DPE methods agree exactly in trials 0, 2 but differ by up to 0.008 "
+        "in trial 1: that much comes from the machine alone (runs of a trial that ran on "
+        "different machines or software compute in a different order), and it is part of "
+        "every difference of those pairs."
+    )
+    agreeing = table.assign(spread=[0.0, 0.0, float("nan")])
+    assert study.describe_first_round(agreeing) == (
+        "At round 1 the DPE methods agree exactly in every trial checked (0, 1): "
+        "no pair is split by the machine."
+    )
+    alone = table.assign(spread=float("nan"))
+    assert "nothing to check" in study.describe_first_round(alone)

@@ -191,6 +191,14 @@ def test_provenance_table(dpe, random_run):
     )
     assert (row["trials"], row["rounds"]) == (2, 3)
     assert row["wall_minutes"] == round(1.0 / 60, 1) and row["untimed_sessions"] == 0
+    # a run resumed on other machines names each machine that worked on it
+    dpe.record["sessions"] = [
+        {"machine": "a CPU, 2 cores", "wall_seconds": 60.0, "epochs_trained": 10},
+        {"machine": "Intel Xeon @ 2.80GHz, 2 cores", "wall_seconds": None},
+        # only opened the finished run: did no work there
+        {"machine": "AMD EPYC, 2 cores", "wall_seconds": 0.0, "epochs_trained": 0},
+    ]
+    assert plots.provenance_table([dpe]).iloc[0]["device"] == "a CPU; Intel Xeon @ 2.80GHz"
 
 
 def test_sessions_that_recorded_no_time_are_counted(dpe, random_run):
