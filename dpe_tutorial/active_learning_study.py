@@ -290,7 +290,8 @@ def report(results, metrics=("ensemble_accuracy", "nll", "ece")) -> str:
                 for labels, row in paired.iterrows()
             ]
             lines += table(["labels", *map(str, paired.columns)], rows)
-    return "\n".join([*lines, "", wall_time(results)])
+    check = describe_first_round(first_round_agreement(results))
+    return "\n".join([*lines, "", check, "", wall_time(results)])
 
 
 def first_round_agreement(results, metric: str = "ensemble_accuracy"):

@@ -117,6 +117,7 @@ def test_the_report_names_the_paired_differences_of_every_metric_and_the_wall_ti
         "expected calibration error (lower is better)",
     ):
         assert f"DPE, predictive entropy minus DPE, random, {name}:" in text
+    assert "At round 1 the DPE methods agree exactly in every trial checked (0, 1)" in text
     assert text.endswith(
         "Wall time recorded by 3 runs: 2.0 h on AMD EPYC, 2 cores; 1 session recorded none "
         "(stopped before writing it, or still running)."
