@@ -386,7 +386,6 @@ def headline(results, metric: str = "ensemble_accuracy") -> str:
     or within the noise by :func:`dpe_tutorial.paired.clear`, in the metric's
     own direction; with one trial, that it cannot be judged yet.
     """
-    from .plots import LOWER_IS_BETTER
 
     available = comparisons(results, MAIN_COMPARISONS)
     if not available:
@@ -395,18 +394,27 @@ def headline(results, metric: str = "ensemble_accuracy") -> str:
     readings = []
     for method, baseline in available:
         labels, row, pairs = _last_round(paired_differences(results, method, baseline, metric))
-        if pairs < 2:
-            reading = "not judged yet"
-        elif bool(row["clear"]):
-            better = (row["mean"] > 0) != (metric in LOWER_IS_BETTER)
-            reading = f"clearly {'better' if better else 'worse'}"
-        else:
-            reading = "within the noise"
         readings.append(
             f"{method} minus {baseline} at {labels} labels "
-            f"({pairs} paired trial{'s' if pairs != 1 else ''}): {row['mean']:+.3f}, {reading}"
+            f"({pairs} paired trial{'s' if pairs != 1 else ''}): {row['mean']:+.3f}, "
+            f"{judge(results, method, baseline, metric)}"
         )
     return f"{_short_name(metric).capitalize()}: {'; '.join(readings)}."
+
+
+def judge(results, method: str, baseline: str, metric: str = "ensemble_accuracy") -> str:
+    """``clearly better``, ``clearly worse``, ``within the noise`` or ``not judged yet``:
+    ``method`` against ``baseline`` at the last round both reached, by
+    :func:`dpe_tutorial.paired.clear`, in the metric's own direction."""
+    from .plots import LOWER_IS_BETTER
+
+    _, row, pairs = _last_round(paired_differences(results, method, baseline, metric))
+    if pairs < 2:
+        return "not judged yet"
+    if bool(row["clear"]):
+        better = (row["mean"] > 0) != (metric in LOWER_IS_BETTER)
+        return f"clearly {'better' if better else 'worse'}"
+    return "within the noise"
 
 
 def _short_name(metric: str) -> str:

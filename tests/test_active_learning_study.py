@@ -373,3 +373,22 @@ def test_round_one_shows_whether_the_machine_moved_a_pair(tmp_path):
     )
     alone = table.assign(spread=float("nan"))
     assert "nothing to check" in study.describe_first_round(alone)
+
+
+def test_judge_reads_a_comparison_in_the_metric_s_direction(tmp_path):
+    configs = study.method_configs()
+    write_method(tmp_path, configs["DPE, predictive entropy"], [[0.30, 0.45], [0.32, 0.46]])
+    write_method(tmp_path, configs["DPE, random"], [[0.30, 0.40], [0.32, 0.41]])
+    write_method(tmp_path, configs["DPE, mutual information"], [[0.30, 0.40]])
+    results = study.load_results(tmp_path)
+    entropy, random = "DPE, predictive entropy", "DPE, random"
+    assert study.judge(results, entropy, random) == "clearly better"
+    # write_method's NLL is 2 - accuracy: lower, so better as well
+    assert study.judge(results, entropy, random, "nll") == "clearly better"
+    assert study.judge(results, random, entropy) == "clearly worse"
+    assert study.judge(results, "DPE, mutual information", random) == "not judged yet"
+    write_method(tmp_path / "noisy", configs[entropy], [[0.30, 0.45], [0.32, 0.40]])
+    write_method(tmp_path / "noisy", configs[random], [[0.30, 0.40], [0.32, 0.41]])
+    assert study.judge(study.load_results(tmp_path / "noisy"), entropy, random) == (
+        "within the noise"
+    )
