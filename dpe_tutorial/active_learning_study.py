@@ -386,7 +386,6 @@ def headline(results, metric: str = "ensemble_accuracy") -> str:
     or within the noise by :func:`dpe_tutorial.paired.clear`, in the metric's
     own direction; with one trial, that it cannot be judged yet.
     """
-
     available = comparisons(results, MAIN_COMPARISONS)
     if not available:
         done = " and ".join(f'"{name}"' for name in sorted(set(results["method"])))
@@ -397,7 +396,7 @@ def headline(results, metric: str = "ensemble_accuracy") -> str:
         readings.append(
             f"{method} minus {baseline} at {labels} labels "
             f"({pairs} paired trial{'s' if pairs != 1 else ''}): {row['mean']:+.3f}, "
-            f"{judge(results, method, baseline, metric)}"
+            f"{_reading(row, pairs, metric)}"
         )
     return f"{_short_name(metric).capitalize()}: {'; '.join(readings)}."
 
@@ -406,9 +405,14 @@ def judge(results, method: str, baseline: str, metric: str = "ensemble_accuracy"
     """``clearly better``, ``clearly worse``, ``within the noise`` or ``not judged yet``:
     ``method`` against ``baseline`` at the last round both reached, by
     :func:`dpe_tutorial.paired.clear`, in the metric's own direction."""
+    _, row, pairs = _last_round(paired_differences(results, method, baseline, metric))
+    return _reading(row, pairs, metric)
+
+
+def _reading(row, pairs: int, metric: str) -> str:
+    """:func:`judge`'s words for the last-round row of a :func:`paired_differences` table."""
     from .plots import LOWER_IS_BETTER
 
-    _, row, pairs = _last_round(paired_differences(results, method, baseline, metric))
     if pairs < 2:
         return "not judged yet"
     if bool(row["clear"]):
