@@ -45,9 +45,9 @@ def build_environment(out: Path, preset: str, data: str | None) -> dict[str, str
     environment["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     # TensorFlow's C++ start-up chatter; errors still show
     environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # on CPUs where TensorFlow turns oneDNN on by itself (AVX-512 VNNI, AMX), it says so
-    # at every start, past TF_CPP_MIN_LOG_LEVEL (TensorFlow 2.19 and later); off, every
-    # x86 CPU runs the chapters the same way and the log stays clean
+    # on CPUs where TensorFlow turns oneDNN on by itself, it says so at every start, past
+    # TF_CPP_MIN_LOG_LEVEL (seen with 2.21; tensorflow/tensorflow#100442); off, every x86
+    # CPU runs the chapters the same way and the log stays clean
     environment.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     # the kernel's debugger warns about frozen modules on every start
     environment.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
