@@ -23,6 +23,7 @@ from dpe_tutorial import data
 
 ROOT = Path(__file__).resolve().parents[1]
 JPEG_ZIP = ROOT.parent / "shared" / "data" / "cifar10-jpeg.zip"
+MNIST_ZIP = JPEG_ZIP.parent / "mnist-png.zip"
 
 
 @pytest.fixture(autouse=True)
@@ -851,7 +852,7 @@ def test_an_image_folder_that_is_not_cifar10_is_rejected(tmp_path):
 
 
 def test_load_dataset_dispatches_by_name(tmp_path):
-    assert data.DATASET_NAMES == ("digits", "cifar10", "image_folder")
+    assert data.DATASET_NAMES == ("digits", "cifar10", "mnist", "image_folder")
     assert len(data.load_dataset("digits").test) == 360
     expected = make_tree(tmp_path / "tree", SMALL)
     split = data.load_dataset("image_folder", tmp_path / "tree", cache_dir=tmp_path / "c")
@@ -862,7 +863,7 @@ def test_load_dataset_dispatches_by_name(tmp_path):
 @pytest.mark.parametrize(
     ("args", "match"),
     [
-        (("mnist",), "dataset must be one of digits, cifar10, image_folder, got 'mnist'"),
+        (("mnist2",), "dataset must be one of digits, cifar10, mnist, image_folder, got 'mnist2'"),
         ((None,), "dataset must be one of .*, got None"),
         (
             ("image_folder",),
@@ -978,3 +979,38 @@ def test_the_shared_cifar10_jpeg_zip(tmp_path, monkeypatch):
         f"cached load {cached_seconds:.2f} s"
     )
     assert cached_seconds < 3.0 and cached_seconds < first_seconds / 3
+
+
+def test_mnist_needs_a_path_and_checks_the_folder_is_mnist(tmp_path, monkeypatch):
+    monkeypatch.delenv("DPE_MNIST", raising=False)
+    with pytest.raises(data.DatasetNotFoundError, match="MNIST needs a path"):
+        data.load_mnist()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        data.load_mnist(tmp_path / "nowhere.zip")
+    make_tree(tmp_path / "tree", SMALL, size=(28, 28))
+    with pytest.raises(ValueError, match="is not MNIST: its classes are \\['cat', 'dog'\\]"):
+        data.load_mnist(tmp_path / "tree", cache_dir=tmp_path / "cache")
+    digits = {
+        "train": {str(d): ["1"] for d in range(10)},
+        "test": {str(d): ["1"] for d in range(10)},
+    }
+    make_tree(tmp_path / "digits", digits, size=(28, 28), mode="L")
+    with pytest.raises(ValueError, match="not the official \\{'train': 60000, 'test': 10000\\}"):
+        data.load_mnist(tmp_path / "digits", cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MNIST_ZIP.is_file(), reason=f"{MNIST_ZIP} is absent")
+def test_the_shared_mnist_png_zip(tmp_path, monkeypatch):
+    monkeypatch.setenv("DPE_MNIST", str(MNIST_ZIP))
+    split = data.load_dataset("mnist", cache_dir=tmp_path)
+    assert split.train.images.shape == (60000, 28, 28, 1)
+    assert split.test.images.shape == (10000, 28, 28, 1)
+    np.testing.assert_array_equal(
+        np.bincount(split.test.labels), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    )
+    assert split.train.provenance.startswith("MNIST (official pixels, PNG copy)")
+    assert data.MNIST_PNG_COPY_SHA256 in split.train.provenance
+    # the README's constants: the official pixels, not an approximation
+    assert abs(split.train.images.mean() / 255 - 0.13066) < 5e-5
+    assert abs(split.test.images.std() / 255 - 0.31048) < 5e-5

@@ -11,6 +11,8 @@ data it was computed on.
                                scikit-learn, so smoke runs work anywhere, offline
 ``load_cifar10(path)``         CIFAR-10 from a path (or ``$DPE_DATA``), else the
                                Keras cache, else a download through Keras
+``load_mnist(path)``           MNIST from an image-folder zip such as
+                               ``../shared/data/mnist-png.zip`` (or ``$DPE_MNIST``)
 ``load_image_folder(path)``    your own images: a ``split/class/image`` tree in
                                a folder or a zip, decoded once and then cached
 ``load_dataset(name, path)``   any of these by name, for configs
@@ -41,9 +43,11 @@ from .datasets import (
     CIFAR10_TRAIN_BATCHES,
     DIGITS_TEST_SIZE,
     KERAS_CIFAR10_DIRS,
+    MNIST_PNG_COPY_SHA256,
     DatasetNotFoundError,
     load_cifar10,
     load_digits,
+    load_mnist,
 )
 from .imagefolders import (
     CACHE_FORMAT,
@@ -64,6 +68,7 @@ __all__ = [
     "DIGITS_TEST_SIZE",
     "IMAGE_EXTENSIONS",
     "KERAS_CIFAR10_DIRS",
+    "MNIST_PNG_COPY_SHA256",
     "Dataset",
     "DatasetNotFoundError",
     "Split",
@@ -76,11 +81,13 @@ __all__ = [
     "load_dataset",
     "load_digits",
     "load_image_folder",
+    "load_mnist",
 ]
 
 _LOADERS: dict[str, Callable[..., Split]] = {
     "digits": lambda path, cache_dir: load_digits(),
     "cifar10": load_cifar10,
+    "mnist": load_mnist,
     "image_folder": load_image_folder,
 }
 DATASET_NAMES = tuple(_LOADERS)

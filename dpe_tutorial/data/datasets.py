@@ -1,4 +1,4 @@
-"""The built-in datasets: scikit-learn's digits and CIFAR-10.
+"""The built-in datasets: scikit-learn's digits, CIFAR-10 and MNIST.
 
 Where CIFAR-10 comes from matters: the official pickles are the reference;
 ``../shared/data/cifar10-jpeg.zip`` is a JPEG re-encoding whose pixels differ
@@ -343,3 +343,57 @@ def _unpickle(blob: bytes, name: str):
         return _BatchUnpickler(io.BytesIO(blob), encoding="bytes").load()
     except Exception as exc:
         raise ValueError(f"cannot unpickle {name}: {type(exc).__name__}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- MNIST
+
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+MNIST_SIZES = {"train": 60000, "test": 10000}
+# sha256 of ../shared/data/mnist-png.zip: the official pixels as lossless PNG
+MNIST_PNG_COPY_SHA256 = "5afe0c977df2b559df27c29d3fc64653192fc85d35dbc9f4a3d4b398c7b0e287"
+
+
+def load_mnist(path=None, cache_dir=None) -> Split:
+    """MNIST, 60,000 train and 10,000 test 28x28 grey digits, from an image-folder tree or zip.
+
+    ``path`` (else ``$DPE_MNIST``) is a ``train/<digit>/<index>.png``,
+    ``test/<digit>/<index>.png`` tree, such as ``../shared/data/mnist-png.zip``
+    (the official pixels as PNG). It is checked to hold the ten digits, 28x28
+    grey images and the official 60,000 / 10,000 split; decoding is cached as
+    for :func:`load_image_folder`.
+    """
+    if path is None:
+        path = os.environ.get("DPE_MNIST")
+    if not path:
+        raise DatasetNotFoundError(
+            "MNIST needs a path: give data_path (or set DPE_MNIST) to an image-folder tree or "
+            "zip of train/<digit>/<index>.png and test/<digit>/<index>.png, such as "
+            "../shared/data/mnist-png.zip"
+        )
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"MNIST path {path.resolve()} does not exist")
+    split = load_image_folder(path, cache_dir)
+    problem = _mnist_problem(split)
+    if problem:
+        raise ValueError(f"image folder {path} is not MNIST: {problem}")
+    source = split.train.provenance
+    if MNIST_PNG_COPY_SHA256 in source:
+        provenance = f"MNIST (official pixels, PNG copy): {source}"
+    else:
+        provenance = f"MNIST from an image folder, not checked against the official files: {source}"
+    return Split(
+        dataclasses.replace(split.train, provenance=provenance),
+        dataclasses.replace(split.test, provenance=provenance),
+    )
+
+
+def _mnist_problem(split: Split) -> str | None:
+    if split.train.class_names != MNIST_CLASSES:
+        return f"its classes are {list(split.train.class_names)}, not the digits 0-9"
+    if split.train.image_shape != (28, 28, 1):
+        return f"its images are {split.train.image_shape}, not (28, 28, 1)"
+    sizes = {"train": len(split.train.labels), "test": len(split.test.labels)}
+    if sizes != MNIST_SIZES:
+        return f"it holds {sizes} images, not the official {MNIST_SIZES}"
+    return None
