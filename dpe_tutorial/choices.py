@@ -38,7 +38,7 @@ OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("cosine", "constant")
 
 # The member builders of dpe_tutorial.models (a test keeps the two in step)
-BUILTIN_MEMBERS = ("resnet18", "small_cnn", "mlp")
+BUILTIN_MEMBERS = ("resnet18", "gal_cnn", "small_cnn", "mlp")
 
 
 def member_names() -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Ensemble members: the CIFAR ResNet-18, a small CNN for fast CPU runs, and an MLP.
+"""Ensemble members: the CIFAR ResNet-18, Gal et al.'s MNIST CNN, a small CNN, and an MLP.
 
 Each builder returns a functional ``keras.Model`` that maps images (or, for
 :func:`mlp`, feature vectors) to logits.
@@ -231,6 +231,83 @@ def small_cnn(
     return keras.Model(inputs, stack.head(x, n_classes), name=name or "small_cnn")
 
 
+@keras.saving.register_keras_serializable(package="dpe_tutorial")
+class AlwaysDropout(layers.Dropout):
+    """Dropout that also drops when predicting: Monte Carlo dropout's stochastic passes."""
+
+    def call(self, inputs, training=False):
+        return super().call(inputs, training=True)
+
+
+@keras.saving.register_keras_serializable(package="dpe_tutorial")
+class MemberMajorFlatten(layers.Layer):
+    """``(batch, h, w, E * c)`` grouped feature maps to ``(batch, E * h * w * c)``, member-major.
+
+    A plain Flatten would interleave the members' channels; :class:`MemberDense`
+    needs member e's features in the e-th block.
+    """
+
+    def __init__(self, members: int, **kwargs):
+        super().__init__(**kwargs)
+        self.members = members
+
+    def call(self, x):
+        height, width, channels = x.shape[1], x.shape[2], x.shape[3] // self.members
+        x = ops.reshape(x, (-1, height * width, self.members, channels))
+        x = ops.transpose(x, (0, 2, 1, 3))
+        return ops.reshape(x, (-1, self.members * height * width * channels))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1] * input_shape[2] * input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "members": self.members}
+
+
+def gal_cnn(
+    input_shape: Sequence[int],
+    n_classes: int,
+    width: int = 32,
+    members: int = 1,
+    dtype=None,
+    name: str | None = None,
+    stochastic: bool = False,
+) -> keras.Model:
+    """Gal, Islam and Ghahramani's (2017) MNIST network, the member of their active learning.
+
+    Two 4x4 'valid' convolutions of ``width`` (32) channels with ReLU, a 2x2
+    max-pool, dropout 0.25, a dense layer of ``4 * width`` (128) units with
+    ReLU, dropout 0.5 and the dense classifier (logits). Convolutions and
+    dense layers have biases and no batch norm, as in the paper; kernels start
+    from the DPE prior like every member's. ``stochastic=True`` keeps dropout
+    on when predicting (:class:`AlwaysDropout`): Monte Carlo dropout.
+    Other arguments as in :func:`resnet18`.
+    """
+    _check_shapes(input_shape, n_classes, width)
+    stack = _Stack(members, dtype)
+    dropout = AlwaysDropout if stochastic else layers.Dropout
+    inputs, x = stack.inputs(input_shape)
+    for _ in range(2):
+        x = layers.Conv2D(
+            width * members,
+            4,
+            padding="valid",
+            groups=members,
+            kernel_initializer=prior_initializer(members),
+            activation="relu",
+            dtype=dtype,
+        )(x)
+    x = layers.MaxPooling2D(2, dtype=dtype)(x)
+    x = dropout(0.25, dtype=dtype)(x)
+    if members == 1:
+        x = layers.Flatten(dtype=dtype)(x)
+    else:
+        x = MemberMajorFlatten(members, dtype=dtype)(x)
+    x = stack.relu(stack.dense(x, 4 * width))
+    x = dropout(0.5, dtype=dtype)(x)
+    return keras.Model(inputs, stack.classifier(x, n_classes), name=name or "gal_cnn")
+
+
 def mlp(
     input_shape: Sequence[int],
     n_classes: int,
@@ -265,7 +342,12 @@ def mlp(
     return keras.Model(inputs, stack.classifier(x, n_classes), name=name or "mlp")
 
 
-MEMBERS: dict[str, MemberBuilder] = {"resnet18": resnet18, "small_cnn": small_cnn, "mlp": mlp}
+MEMBERS: dict[str, MemberBuilder] = {
+    "resnet18": resnet18,
+    "gal_cnn": gal_cnn,
+    "small_cnn": small_cnn,
+    "mlp": mlp,
+}
 
 
 def get_member(name: str) -> MemberBuilder:

@@ -41,14 +41,14 @@ def test_resnet18_is_the_cifar_variant_with_the_standard_size():
     assert tuple(model.output.shape) == (None, 10)
 
 
-@pytest.mark.parametrize("builder", [models.resnet18, models.small_cnn])
+@pytest.mark.parametrize("builder", [models.resnet18, models.gal_cnn, models.small_cnn])
 def test_any_input_shape_and_class_count(builder):
     model = builder((20, 24, 1), 7, width=4)
     out = model(np.zeros((2, 20, 24, 1), dtype="float32"))
     assert tuple(out.shape) == (2, 7)
 
 
-@pytest.mark.parametrize("builder", [models.resnet18, models.small_cnn])
+@pytest.mark.parametrize("builder", [models.resnet18, models.gal_cnn, models.small_cnn])
 def test_grouped_layout_is_e_copies_of_one_member(builder):
     single = builder((16, 16, 3), 5, width=4)
     grouped = builder((16, 16, 3), 5, width=4, members=3)
@@ -58,8 +58,9 @@ def test_grouped_layout_is_e_copies_of_one_member(builder):
     assert training_flops_per_image(grouped) == pytest.approx(3 * training_flops_per_image(single))
 
 
-def test_grouped_members_are_independent():
-    model = models.small_cnn((12, 12, 3), 4, width=4, members=3)
+@pytest.mark.parametrize("builder", [models.small_cnn, models.gal_cnn])
+def test_grouped_members_are_independent(builder):
+    model = builder((12, 12, 3), 4, width=4, members=3)
     x = np.random.default_rng(0).normal(size=(5, 12, 12, 3)).astype("float32")
     before = keras.ops.convert_to_numpy(model(x))
     # perturb member 0's block of every grouped kernel
@@ -72,6 +73,25 @@ def test_grouped_members_are_independent():
     after = keras.ops.convert_to_numpy(model(x))
     assert not np.allclose(after[:, 0], before[:, 0])
     np.testing.assert_array_equal(after[:, 1:], before[:, 1:])
+
+
+def test_gal_cnn_is_gal_et_al_s_mnist_network():
+    model = models.gal_cnn((28, 28, 1), 10)
+    convs = [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
+    assert [tuple(c.kernel.shape) for c in convs] == [(4, 4, 1, 32), (4, 4, 32, 32)]
+    rates = [layer.rate for layer in model.layers if isinstance(layer, layers.Dropout)]
+    assert rates == [0.25, 0.5]
+    # 544 + 16,416 (convs) + 495,744 (dense 3,872 -> 128) + 1,290 (classifier)
+    assert model.count_params() == 513_994
+
+
+def test_stochastic_gal_cnn_keeps_dropout_on_when_predicting():
+    x = np.random.default_rng(0).normal(size=(4, 28, 28, 1)).astype("float32")
+    deterministic = models.gal_cnn((28, 28, 1), 10, width=8)
+    np.testing.assert_array_equal(deterministic.predict(x, verbose=0), deterministic(x))
+    stochastic = models.gal_cnn((28, 28, 1), 10, width=8, stochastic=True)
+    first, second = stochastic.predict(x, verbose=0), stochastic.predict(x, verbose=0)
+    assert not np.allclose(first, second)  # two draws of the dropout masks
 
 
 def test_kernels_start_from_the_he_fan_out_prior():
@@ -132,7 +152,8 @@ def test_bad_shapes_raise(args, message):
 def test_member_registry():
     assert models.get_member("resnet18") is models.resnet18
     with pytest.raises(
-        ValueError, match=r"member architecture must be one of resnet18, small_cnn.*got 'vgg'"
+        ValueError,
+        match=r"member architecture must be one of resnet18, gal_cnn, small_cnn.*got 'vgg'",
     ):
         models.get_member("vgg")
 
