@@ -222,9 +222,21 @@ class DeepProbabilisticEnsemble(keras.Model):
 
     # -- prediction --------------------------------------------------------
 
-    def predict_members(self, x, batch_size: int = 256) -> np.ndarray:
-        """Member probabilities, shape ``(n, members, classes)``, float32, for acquisition."""
-        logits = np.asarray(self.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+    def predict_members(self, x, batch_size: int = 256, passes: int = 1) -> np.ndarray:
+        """Member probabilities, shape ``(n, members * passes, classes)``, float32.
+
+        ``passes`` > 1 predicts that many times and stacks the passes as
+        members: with stochastic members (Monte Carlo dropout) each pass is a
+        draw from the approximate posterior. Deterministic members would give
+        identical copies, so ``passes`` is only for stochastic ones.
+        """
+        logits = np.concatenate(
+            [
+                np.asarray(self.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+                for _ in range(passes)
+            ],
+            axis=1,
+        )
         return _softmax_in_place(logits)
 
     # -- saving ------------------------------------------------------------

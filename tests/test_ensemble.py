@@ -390,3 +390,19 @@ def test_augmentation_only_when_training():
 def test_bad_input_statistics_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make(**kwargs)
+
+
+def test_mc_dropout_stacks_its_passes_as_members():
+    model = DeepProbabilisticEnsemble(
+        (28, 28, 1),
+        10,
+        n_members=1,
+        member="gal_cnn",
+        member_kwargs={"width": 4, "stochastic": True},
+        beta=0.0,
+    )
+    x = np.random.default_rng(0).integers(0, 255, size=(6, 28, 28, 1)).astype("uint8")
+    probs = model.predict_members(x, passes=5)
+    assert probs.shape == (6, 5, 10)
+    np.testing.assert_allclose(probs.sum(axis=2), 1.0, rtol=1e-5)
+    assert not np.allclose(probs[:, 0], probs[:, 1])  # each pass draws its own dropout masks
