@@ -17,7 +17,8 @@ members and H the entropy in nats:
 
 The scores are computed in float64 over chunks of rows, so a pool of any size
 needs only a few megabytes of temporaries, and 0 log 0 is taken as 0.
-Pick a score by name with :func:`get`, and the top k with :func:`select`.
+Pick a score by name with :func:`get`, and the top k with :func:`select` (or a
+power sample, spread over the pool, with :func:`select_power`).
 """
 
 from __future__ import annotations
@@ -177,6 +178,41 @@ def select(scores, k: int, rng: np.random.Generator | None = None) -> np.ndarray
     tiebreak = candidates if rng is None else rng.random(candidates.size)
     order = np.lexsort((tiebreak, -scores[candidates].astype(np.float64)))
     return candidates[order[:k]].astype(np.int64)
+
+
+SELECTIONS = ("top_k", "power")
+
+
+def select_power(scores, k: int, rng: np.random.Generator, power: float = 1.0) -> np.ndarray:
+    """k indices drawn without replacement with probability proportional to ``score ** power``.
+
+    Stochastic power acquisition (Kirsch et al. 2023, "Stochastic batch
+    acquisition"): a batch of the top k scores holds near-duplicates, since
+    similar images score alike; sampling spreads the batch while still
+    favouring high scores. Drawn by the Gumbel-top-k trick: the top k of
+    ``power * log(score) + Gumbel noise``. Scores must be non-negative; a zero
+    score is drawn only after every positive one.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 1:
+        raise ValueError(f"scores must be one-dimensional, got shape {scores.shape}")
+    if np.isnan(scores).any() or (scores < 0).any():
+        raise ValueError("power sampling needs non-negative scores, without NaN")
+    k = checks.whole_number("k", k)
+    if not 0 <= k <= scores.size:
+        raise ValueError(f"k must be between 0 and the number of scores ({scores.size}), got {k}")
+    with np.errstate(divide="ignore"):
+        keys = power * np.log(scores) + rng.gumbel(size=scores.size)
+    return np.argsort(-keys, kind="stable")[:k].astype(np.int64)
+
+
+def choose(scores, k: int, selection: str, rng: np.random.Generator) -> np.ndarray:
+    """A round's k picks: the top k (:func:`select`) or a power sample (:func:`select_power`)."""
+    if selection == "top_k":
+        return select(scores, k)
+    if selection == "power":
+        return select_power(scores, k, rng)
+    raise ValueError(f"unknown selection {selection!r}; valid names are {', '.join(SELECTIONS)}")
 
 
 def _entropy(p: np.ndarray) -> np.ndarray:

@@ -1,10 +1,11 @@
 """Pool-based active learning: budget schedules, the labelled pool, and the round loop.
 
 One trial runs a schedule of labelled-set sizes. The first set is drawn at
-random; at every size, the last one included, a fresh model is trained on the
-labelled set and evaluated on the test set; then, except after the last
-size, the acquisition score ranks the unlabelled pool and the top of it is
-labelled. After each round a checkpoint (labelled indices in acquisition
+random (or balanced over the classes); at every size, the last one
+included, a fresh model is trained on the labelled set and evaluated on the
+test set; then, except after the last size, the acquisition score ranks the
+unlabelled pool (or a random subset of it) and the top of it (or a power
+sample) is labelled. After each round a checkpoint (labelled indices in acquisition
 order, the random generator's state, the rows so far) is written atomically,
 so a trial killed at any moment resumes from its last complete round and ends
 exactly as an uninterrupted one would.
@@ -121,6 +122,29 @@ class LabelledPool:
         self.labelled.extend(indices)
 
 
+def balanced_draw(labels, n: int, rng: np.random.Generator, n_classes: int | None = None):
+    """``n`` indices into ``labels`` drawn at random with every class as equally often as can be.
+
+    Each class gets ``n // classes`` samples; the remainder goes to classes
+    drawn at random. Gal et al.'s (2017) MNIST protocol starts from 20
+    balanced labels, two a digit. A class with too few samples is an error.
+    """
+    labels = np.asarray(labels)
+    n_classes = int(labels.max()) + 1 if n_classes is None else n_classes
+    counts = np.full(n_classes, n // n_classes)
+    counts[rng.choice(n_classes, size=n % n_classes, replace=False)] += 1
+    chosen = []
+    for label, count in enumerate(counts):
+        members = np.flatnonzero(labels == label)
+        if members.size < count:
+            raise ValueError(
+                f"a balanced draw of {n} needs {count} samples of class {label}; "
+                f"the pool has {members.size}"
+            )
+        chosen.append(rng.choice(members, size=count, replace=False))
+    return rng.permutation(np.concatenate(chosen)).astype(np.int64)
+
+
 class Learner:
     """What the loop needs from a model for one round (a fresh one each round)."""
 
@@ -142,6 +166,8 @@ class RoundOutput:
     acquired_scores: np.ndarray  # their scores
     pool_scores: np.ndarray  # scores of the whole unlabelled pool, aligned with pool_indices
     pool_indices: np.ndarray
+    # every member's test predictions (n_test, members, classes), when the run keeps them
+    test_member_probs: np.ndarray | None = None
 
 
 def run_trial(
@@ -159,6 +185,10 @@ def run_trial(
     on_checkpoint: Callable[[list[dict]], None] | None = None,
     progress: Callable[[str], None] | None = None,
     evaluate_extra: Callable[[Learner], dict] | None = None,
+    initial_labels: str = "random",
+    pool_subset: int | None = None,
+    selection: str = "top_k",
+    member_predictions: bool = False,
 ) -> list[dict]:
     """Run (or resume) one trial and return one row per round.
 
@@ -168,7 +198,12 @@ def run_trial(
     written, so whatever it saves exists whenever the checkpoint does;
     ``on_checkpoint(rows)`` runs after it, with every row so far.
     ``evaluate_extra(learner)`` returns more metrics for the round's row
-    (the experiment's shifted-input AUROCs).
+    (the experiment's shifted-input AUROCs). ``initial_labels`` ``"balanced"``
+    draws the first set with every class equally often (:func:`balanced_draw`);
+    ``pool_subset`` scores only that many unlabelled samples, drawn afresh each
+    round (Gal et al. score 2,000); ``selection`` is the top k or a power
+    sample (:func:`acquisition.choose`); ``member_predictions`` hands every
+    member's test predictions to ``on_round``, not only their mean.
     """
     score = acquisition.get(acquisition_name)
     sizes = schedule(list(sizes), pool_size=len(train_images))
@@ -176,7 +211,10 @@ def run_trial(
     if state is None:
         rng = np.random.default_rng(seed)
         pool = LabelledPool(len(train_images))
-        pool.add(rng.choice(len(train_images), size=sizes[0], replace=False))
+        if initial_labels == "balanced":
+            pool.add(balanced_draw(train_labels, sizes[0], rng))
+        else:
+            pool.add(rng.choice(len(train_images), size=sizes[0], replace=False))
         rows: list[dict] = []
     else:
         rng = np.random.default_rng()
@@ -209,13 +247,19 @@ def run_trial(
         start = time.perf_counter()
         if round_index + 1 < len(sizes):
             pool_indices = pool.unlabelled()
+            if pool_subset is not None and pool_subset < len(pool_indices):
+                pool_indices = np.sort(rng.choice(pool_indices, size=pool_subset, replace=False))
             if acquisition_name == "random":  # needs no predictions: skip the pool pass
                 pool_scores = acquisition.random(len(pool_indices), rng)
             else:
                 if progress:
                     progress(f"round {round_index + 1}/{len(sizes)}: scoring {len(pool_indices)}")
                 pool_scores = score(learner.predict_members(train_images[pool_indices]), rng=rng)
-            chosen = acquisition.select(pool_scores, sizes[round_index + 1] - n_labelled)
+            k = sizes[round_index + 1] - n_labelled
+            if acquisition_name == "random":  # random scores: top k is already a uniform draw
+                chosen = acquisition.select(pool_scores, k)
+            else:
+                chosen = acquisition.choose(pool_scores, k, selection, rng)
             acquired, acquired_scores = pool_indices[chosen], pool_scores[chosen]
             pool.add(acquired)
         row["acquire_seconds"] = time.perf_counter() - start
@@ -224,6 +268,7 @@ def run_trial(
             output = RoundOutput(
                 labelled=labelled,
                 test_probs=test_member_probs.mean(axis=1),
+                test_member_probs=test_member_probs if member_predictions else None,
                 acquired=acquired,
                 acquired_scores=acquired_scores,
                 pool_scores=pool_scores,

@@ -51,6 +51,14 @@ class ExperimentConfig:
     eval_batch_size: int = 512
     shift_samples: int = 1000
     name: str = ""
+    # The fields below came with the MNIST study; their defaults are the behaviour
+    # before them, so that config.json files written earlier still mean what they did.
+    steps: int | None = None
+    initial_labels: str = "random"
+    pool_subset: int | None = None
+    selection: str = "top_k"
+    passes: int = 1
+    member_predictions: bool = False
     # how the ensemble is spread over the devices: none (one device), data (every
     # device holds all members and trains on its share of each batch) or members
     # (each device holds and trains its own members; layout grouped). data and
@@ -147,6 +155,11 @@ class ExperimentConfig:
         return _method(self, folder=False)
 
 
+INITIAL_LABELS = ("random", "balanced")
+# members whose dropout can stay on at prediction (MC dropout)
+DROPOUT_MEMBERS = ("gal_cnn",)
+
+
 def _one_of(names) -> str:
     return " | ".join(names)
 
@@ -201,6 +214,24 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "one device; data parallel; or members sharded over the devices (JAX)",
     ),
     "name": ("text", "a label for the run and its folder (presets set their own)"),
+    "steps": (
+        "whole >= 1, or null",
+        "optimizer steps per round, rounded up to whole epochs (null: 'epochs' epochs)",
+    ),
+    "initial_labels": (_one_of(INITIAL_LABELS), "how the first labelled set is drawn"),
+    "pool_subset": (
+        "whole >= 1, or null",
+        "score only this many unlabelled images, drawn afresh each round (null: all)",
+    ),
+    "selection": (
+        _one_of(acquisition.SELECTIONS),
+        "take the top scores, or sample in proportion to the score (power sampling)",
+    ),
+    "passes": (
+        "whole >= 1 (> 1 needs member gal_cnn)",
+        "stochastic forward passes per member: > 1 keeps dropout on (MC dropout)",
+    ),
+    "member_predictions": ("true | false", "store every member's test predictions each round"),
 }
 
 
@@ -412,18 +443,21 @@ def _method(config: ExperimentConfig, folder: bool) -> str:
     beta) and the acquisition score; the label calls random acquisition just
     "random", whatever it trains.
     """
-    if config.beta == 0:
+    if config.passes > 1 and config.members == 1:
+        model = "mc-dropout" if folder else "MC dropout"
+    elif config.beta == 0:
         # the folder keeps its old name, so that committed runs still resume
         model = "ensemble" if folder else "plain ensemble"
     elif folder:
         model = f"dpe-{config.kl_form}-{beta_label(config.beta).replace('*', '-x')}"
     else:
         model = f"DPE {config.kl_form}, beta={beta_label(config.beta)}"
+    power = config.selection == "power" and config.acquisition != "random"
     if folder:
-        return f"{model}-{config.acquisition}"
+        return f"{model}-{config.acquisition}" + ("-power" if power else "")
     if config.acquisition == "random":
         return "random"
-    return f"{model} ({config.acquisition})"
+    return f"{model} ({config.acquisition}{', power' if power else ''})"
 
 
 def schedule_sizes(config: ExperimentConfig) -> list[int]:
@@ -488,6 +522,17 @@ def _validate(config: ExperimentConfig) -> None:
     whole("shift_samples", minimum=0)
     if not isinstance(c.name, str):
         raise ValueError(f"{field('name')} must be a string, got {c.name!r}")
+    whole("steps", optional=True)
+    choice("initial_labels", INITIAL_LABELS)
+    whole("pool_subset", optional=True)
+    choice("selection", acquisition.SELECTIONS)
+    whole("passes")
+    if c.passes > 1 and c.member not in DROPOUT_MEMBERS:
+        raise ValueError(
+            f"{field('passes')} > 1 draws Monte Carlo dropout passes, which needs a member "
+            f"with dropout ({_one_of(DROPOUT_MEMBERS)}), got member {c.member!r}"
+        )
+    checks.flag(field("member_predictions"), c.member_predictions)
     choice("distribution", choices.DISTRIBUTIONS)
     if c.distribution == "members" and c.layout != "grouped":
         raise ValueError(

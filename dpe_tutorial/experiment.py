@@ -115,10 +115,10 @@ class EnsembleLearner(active.Learner):
         self.model = self._build(len(images))
         identity = self._identity(images, labels)
         first = self._restore(identity)
-        if first == c.epochs:
+        if first == self.epochs:
             return
-        bar = None if self.quiet else progress.EpochBar(c.epochs, first)
-        saver = EpochSaver(lambda epoch: self._save(epoch, identity), c.epochs, self)
+        bar = None if self.quiet else progress.EpochBar(self.epochs, first)
+        saver = EpochSaver(lambda epoch: self._save(epoch, identity), self.epochs, self)
         callbacks = [DivergenceCheck(self._divergence_message), saver] + ([bar] if bar else [])
         batches = EpochOrder(images, labels, c.batch_size, self.seed, first)
         try:
@@ -129,7 +129,7 @@ class EnsembleLearner(active.Learner):
                     steps_per_epoch=len(batches),
                     shuffle=False,  # the batches are already in their epoch's order
                     initial_epoch=first,
-                    epochs=c.epochs,
+                    epochs=self.epochs,
                     verbose=0,
                     callbacks=callbacks,
                 )
@@ -145,15 +145,19 @@ class EnsembleLearner(active.Learner):
             batch = images[start : start + chunk]
             with np.errstate(invalid="ignore", over="ignore"):  # NaN or inf is checked below
                 parts.append(
-                    self.model.predict_members(batch, batch_size=self.config.eval_batch_size)
+                    self.model.predict_members(
+                        batch, batch_size=self.config.eval_batch_size, passes=self.config.passes
+                    )
                 )
         probs = (
-            np.concatenate(parts) if parts else np.empty((0, self.config.members, self.n_classes))
+            np.concatenate(parts)
+            if parts
+            else np.empty((0, self.config.members * self.config.passes, self.n_classes))
         )
         if not np.isfinite(probs).all():
             raise active.TrainingDiverged(
-                f"training diverged in {self.where}: after epoch {self.config.epochs} of "
-                f"{self.config.epochs} its predictions contain NaN or inf; no row was saved "
+                f"training diverged in {self.where}: after epoch {self.epochs} of "
+                f"{self.epochs} its predictions contain NaN or inf; no row was saved "
                 f"for it. {self._what_to_change()}"
             )
         return probs
@@ -175,7 +179,7 @@ class EnsembleLearner(active.Learner):
             self.n_classes,
             n_members=c.members,
             member=c.member,
-            member_kwargs={"width": c.width},
+            member_kwargs={"width": c.width, **({"stochastic": True} if c.passes > 1 else {})},
             layout=c.layout,
             beta=c.beta,
             kl_form=c.kl_form,
@@ -186,7 +190,8 @@ class EnsembleLearner(active.Learner):
             input_std=self.std,
             augment=c.augment,
         )
-        steps = math.ceil(n_labelled / c.batch_size) * c.epochs
+        self.epochs = training.round_epochs(n_labelled, c.batch_size, c.epochs, c.steps)
+        steps = math.ceil(n_labelled / c.batch_size) * self.epochs
         chosen = training.optimizer(
             c.optimizer,
             c.learning_rate,
@@ -198,7 +203,7 @@ class EnsembleLearner(active.Learner):
         return training.compile_for_training(model, chosen)
 
     def _identity(self, images, labels) -> dict:
-        return round_identity(self.where, images, labels, self.config.epochs, self.seed)
+        return round_identity(self.where, images, labels, self.epochs, self.seed)
 
     def _state(self) -> list:
         """Every variable training reads or changes; model.variables includes the seed states."""
@@ -216,7 +221,7 @@ class EnsembleLearner(active.Learner):
 
     def _divergence_message(self, epoch: int, loss: float) -> str:
         return (
-            f"training diverged in {self.where}, epoch {epoch} of {self.config.epochs} "
+            f"training diverged in {self.where}, epoch {epoch} of {self.epochs} "
             f"(loss {loss}); no row was saved for it. {self._what_to_change()}"
         )
 
@@ -408,6 +413,10 @@ def _run_trials(
             evaluate_extra=shift_metrics,
             on_checkpoint=round_done,
             progress=None if quiet else progress.write,
+            initial_labels=config.initial_labels,
+            pool_subset=config.pool_subset,
+            selection=config.selection,
+            member_predictions=config.member_predictions,
         )
 
 

@@ -11,7 +11,8 @@ writers here and in :mod:`dpe_tutorial.run_record`:
 - ``results.csv``: one row per trial and round, derived from the checkpoints;
 - ``rounds/trial{t}_round{r}.npz``: the labelled indices of the round, the
   indices acquired after it with their scores, the scores of the whole
-  unlabelled pool and the mean test prediction (for the book's figures);
+  unlabelled pool and the mean test prediction (for the book's figures), and
+  with ``member_predictions`` every member's test prediction (float16);
 - ``checkpoints/trial{t}.json``: what a rerun resumes from, and while a round
   trains, ``checkpoints/trial{t}_round{r}_epoch.npz``: its state after its
   last finished epoch;
@@ -115,6 +116,8 @@ def save_round(out_dir: Path, trial: int, round_index: int, output: active.Round
         "pool_scores": output.pool_scores.astype(np.float16),
         "test_probs": output.test_probs.astype(np.float16),
     }
+    if output.test_member_probs is not None:  # optional: older folders lack it
+        arrays["test_member_probs"] = output.test_member_probs.astype(np.float16)
     atomic_write(
         _round_file(out_dir, trial, round_index),
         lambda handle: np.savez_compressed(handle, **arrays),

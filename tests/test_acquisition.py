@@ -220,3 +220,27 @@ def test_select_breaks_ties_at_random_only_through_the_generator():
 def test_select_rejects_bad_input(scores, k, message):
     with pytest.raises(ValueError, match=message):
         acquisition.select(scores, k)
+
+
+def test_power_sampling_draws_in_proportion_to_the_score():
+    scores = np.array([0.0, 1.0, 2.0, 4.0, 8.0])
+    rng = np.random.default_rng(0)
+    draws = 20000
+    firsts = np.bincount(
+        [acquisition.select_power(scores, 1, rng)[0] for _ in range(draws)], minlength=5
+    )
+    assert firsts[0] == 0  # a zero score is never drawn while a positive one is left
+    np.testing.assert_allclose(firsts[1:] / draws, scores[1:] / scores.sum(), atol=0.015)
+    batch = acquisition.select_power(scores, 5, rng)
+    assert sorted(batch.tolist()) == [0, 1, 2, 3, 4] and batch[-1] == 0
+
+
+def test_power_sampling_rejects_what_it_cannot_sample():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="non-negative scores"):
+        acquisition.select_power(np.array([1.0, -0.5]), 1, rng)
+    with pytest.raises(ValueError, match="k must be between 0 and the number of scores"):
+        acquisition.select_power(np.array([1.0]), 2, rng)
+    with pytest.raises(ValueError, match="unknown selection 'best'"):
+        acquisition.choose(np.array([1.0]), 1, "best", rng)
+    np.testing.assert_array_equal(acquisition.choose(np.array([1.0, 3.0]), 1, "top_k", rng), [1])

@@ -90,7 +90,14 @@ def toy_data(n=300, seed=0):
     return images, labels
 
 
-def run(tmp_path, acquisition_name="predictive_entropy", fail_at=None, outputs=None, name="t"):
+def run(
+    tmp_path,
+    acquisition_name="predictive_entropy",
+    fail_at=None,
+    outputs=None,
+    name="t",
+    **options,
+):
     train_images, train_labels = toy_data(300, 0)
     test_images, test_labels = toy_data(90, 1)
 
@@ -110,6 +117,7 @@ def run(tmp_path, acquisition_name="predictive_entropy", fail_at=None, outputs=N
         seed=5,
         checkpoint=tmp_path / f"{name}.json",
         on_round=None if outputs is None else (lambda row, out: outputs.append(out)),
+        **options,
     )
 
 
@@ -169,3 +177,47 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path):
     (tmp_path / "x.json").write_text("{not json")
     with pytest.raises(ValueError, match="unreadable"):
         run(tmp_path, "random", name="x")
+
+
+def test_a_balanced_draw_takes_every_class_equally_often():
+    labels = np.repeat(np.arange(10), [50, 60, 70, 80, 90, 100, 110, 120, 130, 140])
+    rng = np.random.default_rng(0)
+    chosen = active.balanced_draw(labels, 20, rng)
+    assert len(set(chosen.tolist())) == 20
+    np.testing.assert_array_equal(np.bincount(labels[chosen], minlength=10), [2] * 10)
+    counts = np.bincount(labels[active.balanced_draw(labels, 25, rng)], minlength=10)
+    assert sorted(counts.tolist()) == [2] * 5 + [3] * 5  # the remainder to random classes
+    with pytest.raises(ValueError, match="needs 6 samples of class 0; the pool has 5"):
+        active.balanced_draw(np.repeat(np.arange(2), [5, 100]), 12, rng)
+
+
+def test_balanced_start_pool_subset_and_member_predictions(tmp_path):
+    outputs = []
+    rows = run(
+        tmp_path,
+        "mutual_information",
+        outputs=outputs,
+        initial_labels="balanced",
+        pool_subset=50,
+        member_predictions=True,
+    )
+    train_labels = toy_data(300, 0)[1]
+    np.testing.assert_array_equal(np.bincount(train_labels[outputs[0].labelled]), [10, 10, 10])
+    for output in outputs[:-1]:
+        assert output.pool_indices.size == 50  # only the subset was scored
+        assert set(output.acquired) <= set(output.pool_indices)
+        assert not set(output.pool_indices) & set(output.labelled)
+    assert outputs[0].test_member_probs.shape == (90, 4, 3)
+    np.testing.assert_allclose(outputs[0].test_member_probs.mean(axis=1), outputs[0].test_probs)
+    assert len(rows) == 3
+
+
+def test_power_selection_samples_instead_of_taking_the_top(tmp_path):
+    top, power = [], []
+    run(tmp_path, "mutual_information", outputs=top, name="top")
+    run(tmp_path, "mutual_information", outputs=power, name="power", selection="power")
+    np.testing.assert_array_equal(top[0].labelled, power[0].labelled)  # same first set
+    assert set(top[0].acquired) != set(power[0].acquired)
+    again = []
+    run(tmp_path, "mutual_information", outputs=again, name="again", selection="power")
+    np.testing.assert_array_equal(power[0].acquired, again[0].acquired)  # seeded

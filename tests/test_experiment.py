@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from dpe_tutorial import experiment, results
 from dpe_tutorial.choices import DEFAULT_BETA, DEFAULT_KL_FORM
+from dpe_tutorial.config import run_slug
 from dpe_tutorial.experiment import ExperimentConfig
 
 TINY = {
@@ -50,7 +52,14 @@ def test_presets_are_valid_and_match_the_protocol():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"dataset": "mnist"}, "'dataset' must be one of digits, cifar10, image_folder"),
+        ({"dataset": "emnist"}, "'dataset' must be one of digits, cifar10, mnist, image_folder"),
+        ({"steps": 0}, "'steps' must be a whole number >= 1"),
+        ({"initial_labels": "stratified"}, "'initial_labels' must be one of random, balanced"),
+        ({"pool_subset": 0}, "'pool_subset' must be a whole number >= 1"),
+        ({"selection": "gumbel"}, "'selection' must be one of top_k, power"),
+        ({"passes": 0}, "'passes' must be a whole number >= 1"),
+        ({"passes": 20}, "'passes' > 1 draws Monte Carlo dropout passes, which needs a member"),
+        ({"member_predictions": 1}, "'member_predictions' must be true or false"),
         ({"dataset": "image_folder"}, "'data_path' must be the image folder"),
         ({"data_path": "x.zip"}, "'data_path' must be null for dataset digits"),
         ({"budget": 0}, "'budget' must be a whole number >= 1"),
@@ -64,7 +73,7 @@ def test_presets_are_valid_and_match_the_protocol():
             "kl_form='exclusive' or beta=0",
         ),
         ({"members": 2, "kl_form": "inclusive"}, "'members' must be at least 4 for kl_form"),
-        ({"member": "vgg"}, "'member' must be one of resnet18, small_cnn"),
+        ({"member": "vgg"}, "'member' must be one of resnet18, gal_cnn, small_cnn"),
         ({"beta": -1}, "'beta' must be a finite number >= 0"),
         ({"beta": "big"}, "'beta' must be a finite number >= 0, \"elbo\""),
         (
@@ -326,3 +335,34 @@ def test_the_linear4_settings_run_end_to_end_on_a_tiny_budget(tmp_path):
     table = experiment.run_experiment(config, tmp_path / "run", quiet=True)
     assert list(table["n_labeled"]) == [32, 64]
     assert np.isfinite(table["nll"]).all()
+
+
+def test_mc_dropout_and_power_sampling_have_their_own_names():
+    mc = ExperimentConfig.from_dict(
+        {
+            **TINY,
+            "member": "gal_cnn",
+            "members": 1,
+            "beta": 0,
+            "passes": 20,
+            "acquisition": "mutual_information",
+        }
+    )
+    assert run_slug(mc) == "mc-dropout-mutual_information"
+    assert mc.method == "MC dropout (mutual_information)"
+    power = ExperimentConfig.from_dict(
+        {**TINY, "acquisition": "mutual_information", "selection": "power"}
+    )
+    assert run_slug(power).endswith("-mutual_information-power")
+    assert power.method.endswith("(mutual_information, power)")
+    # random acquisition samples uniformly whatever the selection says
+    assert run_slug(dataclasses.replace(power, acquisition="random")).endswith("-random")
+
+
+def test_steps_fix_the_updates_of_a_round_whatever_its_size():
+    from dpe_tutorial import training
+
+    assert training.round_epochs(20, 128, epochs=15, steps=None) == 15
+    assert training.round_epochs(20, 128, epochs=15, steps=300) == 300  # one batch an epoch
+    assert training.round_epochs(400, 128, epochs=15, steps=300) == 75  # four batches an epoch
+    assert training.round_epochs(2000, 32, epochs=15, steps=100) == 2  # rounded up
