@@ -1,0 +1,104 @@
+"""The statistics of the studies: paired differences over seeds with t-based 95 % intervals.
+
+A study runs every method on the same seeds (same initial labels, same
+training seeds), so methods are compared seed by seed: the difference of
+a metric within each seed, then its mean over seeds with a Student-t
+interval (n - 1 degrees of freedom). Learning curves are summarised per
+seed by the area under the learning curve (:func:`aulc`) and the labels
+needed to reach an accuracy (:func:`labels_to_reach`).
+
+With n pairs no sign or permutation test can reach a p-value below
+``2 / 2**n`` (two-sided): 0.25 for 3 pairs, 0.0625 for 5.
+:func:`smallest_exact_p` says it, so a report never claims more than its
+seeds allow. The readers need numpy and scipy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over n seeds and its two-sided t interval; ``low``/``high`` are NaN for n < 2."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def excludes_zero(self) -> bool:
+        return bool(self.low > 0 or self.high < 0)
+
+    def text(self, digits: int = 3) -> str:
+        """``+0.012 [-0.003, +0.027]``: the mean and its interval, signed."""
+        if self.n < 2:
+            return f"{self.mean:+.{digits}f} (one seed: no interval)"
+        return f"{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+
+
+def mean_interval(values, level: float = LEVEL) -> Interval:
+    """The mean of ``values`` (one per seed; NaN dropped) with its t interval."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    n = values.size
+    if n == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), 0)
+    mean = float(values.mean())
+    if n < 2:
+        return Interval(mean, float("nan"), float("nan"), n)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / np.sqrt(n))
+    return Interval(mean, mean - half, mean + half, n)
+
+
+def paired_interval(method, baseline, level: float = LEVEL) -> Interval:
+    """Mean of ``method - baseline`` over paired seeds, with its t interval.
+
+    Both are sequences aligned by seed; a seed missing in either (NaN) is
+    left out of the pairs.
+    """
+    method = np.asarray(method, dtype=np.float64)
+    baseline = np.asarray(baseline, dtype=np.float64)
+    if method.shape != baseline.shape:
+        raise ValueError(f"paired values need the same shape, got {method.shape}, {baseline.shape}")
+    return mean_interval(method - baseline, level)
+
+
+def smallest_exact_p(pairs: int) -> float:
+    """The smallest two-sided p-value a sign or permutation test can give with ``pairs`` pairs."""
+    return min(1.0, 2.0 / 2**pairs)
+
+
+def aulc(n_labels, accuracy) -> float:
+    """Area under the learning curve, divided by its width: the mean accuracy over the labels.
+
+    Trapezoids between the measured sizes, so unevenly spaced rounds weigh
+    by the labels they span. One point gives that point's accuracy.
+    """
+    n_labels = np.asarray(n_labels, dtype=np.float64)
+    accuracy = np.asarray(accuracy, dtype=np.float64)
+    order = np.argsort(n_labels)
+    n_labels, accuracy = n_labels[order], accuracy[order]
+    if n_labels.size == 1:
+        return float(accuracy[0])
+    width = n_labels[-1] - n_labels[0]
+    return float(np.sum((accuracy[1:] + accuracy[:-1]) / 2 * np.diff(n_labels)) / width)
+
+
+def labels_to_reach(n_labels, accuracy, threshold: float) -> float:
+    """The first labelled-set size whose accuracy is at least ``threshold``; NaN if none is.
+
+    Gal et al. (2017) report the labels a method needs to reach 10 % and 5 %
+    test error this way (Table 1).
+    """
+    n_labels = np.asarray(n_labels, dtype=np.float64)
+    accuracy = np.asarray(accuracy, dtype=np.float64)
+    order = np.argsort(n_labels)
+    reached = np.flatnonzero(accuracy[order] >= threshold)
+    return float(n_labels[order][reached[0]]) if reached.size else float("nan")
