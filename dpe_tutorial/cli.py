@@ -391,7 +391,7 @@ def _parser() -> argparse.ArgumentParser:
         "--out", required=True, help="output folder: new, empty, or an earlier query's"
     )
     query_source = query.add_mutually_exclusive_group()
-    query_source.add_argument("--preset", help="a named preset (default: smoke)")
+    query_source.add_argument("--preset", help="a named preset (default: few-labels)")
     query_source.add_argument("--config", help="a YAML file of config fields")
     query.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a field (repeatable)"

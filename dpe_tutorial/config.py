@@ -285,7 +285,44 @@ def _strict_loader():
     return StrictLoader
 
 
+# How a round trains from few labels (20 to 400), chosen on a validation split of the MNIST
+# pool (results/mnist-recipe/README.md): a fixed number of optimizer steps whatever the
+# labelled-set size, so 20 labels get as many updates as 400; Adam with cosine decay.
+FEW_LABELS_RECIPE: dict = {
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+    "lr_schedule": "cosine",
+    "batch_size": 128,
+    "steps": 300,
+}
+# Gal et al.'s (2017) MNIST network, eight members: the ensemble the recipe was chosen for
+FEW_LABELS_MEMBERS: dict = {"member": "gal_cnn", "width": 32, "members": 8}
+
 PRESETS: dict[str, dict] = {
+    # the few-labels recipe and members; the default of `dpe-tutorial query`
+    "few-labels": {
+        "name": "few-labels",
+        "dataset": "digits",
+        **FEW_LABELS_MEMBERS,
+        **FEW_LABELS_RECIPE,
+        "acquisition": "mutual_information",
+    },
+    # one run of the MNIST study's protocol (results/mnist-study): DPE with BALD, 20 balanced
+    # labels, 20 more a round to 400; MNIST from data_path or $DPE_MNIST
+    "mnist": {
+        "name": "mnist",
+        "dataset": "mnist",
+        **FEW_LABELS_MEMBERS,
+        **FEW_LABELS_RECIPE,
+        "schedule": "linear-20",
+        "budget": 400,
+        "initial_labels": "balanced",
+        "pool_subset": 2000,
+        "acquisition": "mutual_information",
+        "mixed_precision": True,
+        "shift_samples": 0,
+        "eval_batch_size": 1024,
+    },
     # scikit-learn's digits: offline anywhere, under a minute on 2 cores
     "smoke": {
         "name": "smoke",

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import intervals
 from .choices import DEFAULT_BETA, DEFAULT_KL_FORM
-from .config import ExperimentConfig, run_slug
+from .config import ExperimentConfig, preset, run_slug
 
 NAME = "mnist-gal"
 TRIALS = 5
@@ -41,25 +41,13 @@ GAL_TABLE = {
 # The training recipe (results/mnist-recipe/README.md): Gal et al.'s network, Adam, a fixed
 # number of optimizer steps a round whatever the labelled-set size.
 BASE = {
+    **preset("mnist").to_dict(),
     "name": NAME,
-    "dataset": "mnist",
     "schedule": list(SIZES),
     "budget": BUDGET,
-    "member": "gal_cnn",
-    "width": 32,
     "layout": "branches",
-    "optimizer": "adam",
-    "learning_rate": 1e-3,
-    "lr_schedule": "cosine",
-    "batch_size": 128,
-    "steps": 300,
     "epochs": 1,  # unused: steps decide
-    "initial_labels": "balanced",
-    "pool_subset": 2000,
-    "mixed_precision": True,
     "member_predictions": False,  # 2.1 GB for the study: see its README
-    "shift_samples": 0,
-    "eval_batch_size": 1024,
     "trials": TRIALS,
     "seed": 0,
 }

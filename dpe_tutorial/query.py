@@ -57,7 +57,7 @@ from .data import imagefolders
 from .files import atomic_write
 
 DEFAULT_IMAGE_SIZE = 32
-DEFAULT_PRESET = "smoke"
+DEFAULT_PRESET = "few-labels"  # the few-labels recipe (results/mnist-recipe)
 KIND = "dpe-tutorial query"
 SUGGESTIONS = "suggestions.csv"
 CONTACT_SHEET = "suggestions.png"
@@ -317,7 +317,7 @@ def _ours_in_passing(name: str) -> bool:
 
 
 def resolve_config(config=None, overrides=()):
-    """An ExperimentConfig from one, a preset name, a YAML path or None (the smoke preset)."""
+    """An ExperimentConfig from one, a preset name, a YAML path or None (the few-labels preset)."""
     from . import experiment
 
     if config is None:
@@ -351,7 +351,7 @@ def suggest(
     """Train a DPE on the labelled images of ``pool`` and rank its unlabelled ones; see module.
 
     ``config`` is an :class:`~dpe_tutorial.experiment.ExperimentConfig`, a
-    preset name, a YAML file or None (the ``smoke`` preset). Returns the
+    preset name, a YAML file or None (the ``few-labels`` preset). Returns the
     suggestions table that is also written to ``out/suggestions.csv``.
     """
     start = time.perf_counter()

@@ -30,7 +30,20 @@ TINY = {
 
 
 def test_presets_are_valid_and_match_the_protocol():
-    assert set(experiment.PRESETS) == {"smoke", "cifar10-smoke", "cifar10-cpu", "linear-4"}
+    assert set(experiment.PRESETS) == {
+        "few-labels",
+        "mnist",
+        "smoke",
+        "cifar10-smoke",
+        "cifar10-cpu",
+        "linear-4",
+    }
+    # the few-labels presets train the recipe's fixed number of steps, whatever the labels
+    for name in ("few-labels", "mnist"):
+        config = experiment.preset(name)
+        assert (config.steps, config.optimizer, config.member) == (300, "adam", "gal_cnn")
+    mnist = experiment.preset("mnist")
+    assert (mnist.schedule[0], mnist.budget, mnist.initial_labels) == (20, 400, "balanced")
     linear = experiment.preset("linear-4")
     assert (linear.dataset, linear.members, linear.member, linear.width) == (
         "cifar10",
@@ -45,7 +58,7 @@ def test_presets_are_valid_and_match_the_protocol():
     )
     assert linear.augment
     assert experiment.preset("smoke").dataset == "digits"
-    with pytest.raises(ValueError, match="unknown preset 'big'; valid presets are smoke"):
+    with pytest.raises(ValueError, match="unknown preset 'big'; valid presets are few-labels"):
         experiment.preset("big")
 
 

@@ -20,7 +20,14 @@ from dpe_tutorial.cli import main
 SHARED_CIFAR10 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.zip"
 # a tiny ensemble: seconds per query on 2 cores
 # two members: the default (papers') form needs four, so these use the exclusive form
-TINY = {"epochs": 2, "width": 2, "members": 2, "kl_form": "exclusive", "batch_size": 8}
+TINY = {
+    "epochs": 2,
+    "steps": "null",
+    "width": 2,
+    "members": 2,
+    "kl_form": "exclusive",
+    "batch_size": 8,
+}
 TINY_SET = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
 CLASSES = ("red", "green", "blue")
 
