@@ -168,7 +168,10 @@ def _one_of(names) -> str:
 # (``dpe-tutorial fields`` prints it; a test checks every field is here).
 FIELD_DOCS: dict[str, tuple[str, str]] = {
     "dataset": (_one_of(data.DATASET_NAMES), "the images to learn from"),
-    "data_path": ("a path, or null", "where the dataset is (required for image_folder)"),
+    "data_path": (
+        "a path, or null",
+        "where the dataset is (required for image_folder; for mnist, or $DPE_MNIST)",
+    ),
     "train_subset": ("whole >= 1, or null", "use only this many training images (null: all)"),
     "test_subset": ("whole >= 1, or null", "use only this many test images (null: all)"),
     "schedule": (
