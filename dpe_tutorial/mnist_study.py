@@ -165,7 +165,16 @@ def per_seed(results):
         for metric in ("ensemble_accuracy", "nll", "ece"):
             row[f"final_{metric}"] = float(final[metric])
         rows.append(row)
-    return pd.DataFrame(rows)
+    # the columns are there even when no seed has finished yet
+    return pd.DataFrame(rows, columns=["method", "trial", *SUMMARY_COLUMNS])
+
+
+def finished(results):
+    """The rows of the seeds that reached the budget: a seed still running is left out."""
+    if results.empty:
+        return results
+    reached = results.groupby(["method", "trial"])["n_labeled"].transform("max")
+    return results[reached >= BUDGET]
 
 
 SUMMARY_COLUMNS = (
@@ -196,7 +205,7 @@ def summary(results):
             digits = 0 if column.startswith("labels") else 3
             text = _unsigned(interval, digits)
             if interval.n == 0:
-                text = f"not reached in {len(mine)} seeds"
+                text = f"not reached in {len(mine)} seed{'s' if len(mine) != 1 else ''}"
             elif interval.n < len(mine):
                 text += f" ({interval.n} of {len(mine)} reached it)"
             cells[column] = text
@@ -267,14 +276,20 @@ def class_balance(results, pool_labels):
     return pd.DataFrame.from_dict(rows, orient="index").loc[order]
 
 
-def learning_curves(results, methods=None, ax=None):
-    """Mean test accuracy against labels per arm, with the 95 % t band over seeds."""
+def learning_curves(results, methods=None, ax=None, colors=None, labels=None):
+    """Mean test accuracy against labels per arm, with the 95 % t band over seeds.
+
+    ``colors`` and ``labels`` (dicts by arm) set an arm's colour and legend
+    entry; an arm with no rows in ``results`` is left out.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5))
     for method in methods or [arm for arm in ARMS if arm in set(results["method"])]:
         mine = results[results["method"] == method]
+        if mine.empty:
+            continue
         sizes, means, lows, highs = [], [], [], []
         for size, group in mine.groupby("n_labeled"):
             interval = intervals.mean_interval(group["ensemble_accuracy"])
@@ -282,13 +297,15 @@ def learning_curves(results, methods=None, ax=None):
             means.append(interval.mean)
             lows.append(interval.low)
             highs.append(interval.high)
-        (line,) = ax.plot(sizes, means, label=method)
+        label, color = (labels or {}).get(method, method), (colors or {}).get(method)
+        (line,) = ax.plot(sizes, means, label=label, color=color)
         ax.fill_between(sizes, lows, highs, color=line.get_color(), alpha=0.15, linewidth=0)
     for threshold in THRESHOLDS:
         ax.axhline(threshold, color="0.6", linewidth=0.8, linestyle=":")
     ax.set_xlabel("labelled digits")
     ax.set_ylabel("test accuracy (10,000 digits)")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     return ax
 
 

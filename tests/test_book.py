@@ -433,6 +433,7 @@ MINIMUM = {
     "03_elbo": {"math": 10, "images": 2},
     "04_pooled_kl": {"math": 10, "images": 2},
     "05_keras_ensemble": {"math": 1, "images": 2},
+    "05b_where_active_learning_works": {"math": 0, "images": 1},  # the learning curves
     "06_linear4_experiment": {"math": 1, "images": 1},
     "07_results": {"math": 0, "images": 7},
     "08_your_own_images": {"math": 0, "images": 1},  # the contact sheet

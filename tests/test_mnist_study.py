@@ -76,3 +76,81 @@ def test_an_unfinished_seed_is_left_out_and_an_unreached_threshold_is_counted():
     results.loc[:, "ensemble_accuracy"] = 0.5  # nobody reaches 90 %
     summary = study.summary(results)
     assert summary.loc["MC dropout, BALD", "labels_to_90"] == "not reached in 4 seeds"
+
+
+# -- the chapter "Where active learning works" (dpe_tutorial.mnist_report) ---------------------
+
+
+def test_the_chapter_reads_an_empty_study_without_a_finished_seed():
+    from dpe_tutorial import mnist_report as report
+
+    empty = report.load("/nonexistent/mnist-study")
+    assert empty.empty
+    assert study.per_seed(empty).columns.tolist()[:2] == ["method", "trial"]
+    assert "0 of the study's 50 runs" in report.progress(empty)
+    table = report.summary_beside_gal(empty)
+    assert list(table.index) == list(study.ARMS) and (table["seeds"] == 0).all()
+    assert table.loc["MC dropout, BALD", "Gal et al., labels to 90 / 95 %"] == "145 / 335"
+    assert "No comparison has a finished pair" in report.pairs_note(empty)
+    assert report.paired(empty).empty
+    assert "AULC" in report.paired(made_up_results()).columns
+    reading = report.reading(empty)
+    assert reading.count("not yet determinable") == 2 and "Not yet determinable" in reading
+    assert len(report.curves_figure(empty).axes) == 4
+
+
+def test_the_reading_says_reproduced_only_with_every_seed_and_both_criteria():
+    from dpe_tutorial import mnist_report as report
+
+    # BALD reaches each accuracy 80 labels before random: 90 % well within 217 labels
+    assert "The finding is reproduced" in report.reading(made_up_results(gap=80.0))
+    three = made_up_results(gap=80.0, seeds=3)
+    assert "so far" in report.reading(three) and "Not yet determinable" in report.reading(three)
+    same = report.reading(made_up_results(gap=0.0))
+    assert "not reproduced" in same and "(2)" in same
+    # BALD ahead of random, but slower than Gal et al.: 90 % after about 260 labels
+    late = made_up_results(gap=80.0)
+    shift = np.where(late["method"] == "MC dropout, BALD", 80.0, 0.0)
+    late["ensemble_accuracy"] = 1 - 0.5 * np.exp(-(late["n_labeled"] + shift) / 200)
+    text = report.reading(late)
+    assert "criterion (2) is met, (1) is not" in text and "**not met**" in text
+    unfinished = made_up_results(gap=80.0)
+    unfinished = unfinished[~((unfinished["trial"] == 4) & (unfinished["n_labeled"] > 100))]
+    assert "seed 4 (at 100 labels)" in report.progress(unfinished)
+    assert len(study.finished(unfinished)) == len(unfinished) - 2 * 5  # 20..100 labels
+
+
+def test_the_recipe_tables_read_the_csv_with_and_without_the_old_defaults(tmp_path):
+    from dpe_tutorial import mnist_report as report
+
+    rows = []
+    for model in ("dpe-paper-elbo*0.1", "ensemble", "mc-dropout", "smoke-preset"):
+        for steps in (15, 100, 300):
+            for n_labels in (20, 100, 400):
+                accuracy = 0.5 + n_labels / 1000 + steps / 3000
+                rows.append(
+                    {
+                        "model": model,
+                        "steps": steps,
+                        "n_labels": n_labels,
+                        "seed": 0,
+                        "accuracy": accuracy,
+                        "nll": 1.0,
+                        "ece": 0.1,
+                        "mean_top_probability": accuracy - 30 / steps,
+                        "logistic_accuracy": 0.4 + n_labels / 1000,
+                    }
+                )
+    path = tmp_path / "recipe.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    table = report.recipe_table(path)
+    assert list(table.index.get_level_values(0).unique()) == ["DPE", "plain ensemble", "MC dropout"]
+    assert ("mean top probability", 100) in table.columns
+    assert ("logistic regression", "") in table.columns
+    assert report.diagnosis_table(path) is not None
+    reading = report.recipe_reading(path)
+    assert "At 100 steps" in reading and "rises by" in reading and "old defaults" in reading
+    pd.DataFrame([r for r in rows if r["model"] != "smoke-preset"]).to_csv(path, index=False)
+    assert report.diagnosis_table(path) is None
+    assert "old defaults" not in report.recipe_reading(path)
+    assert "300 optimizer steps" in report.recipe_text()
