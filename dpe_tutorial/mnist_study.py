@@ -314,13 +314,17 @@ def report(results) -> str:
     lines = ["## Per arm (mean [95 % t interval] over seeds)", ""]
     lines += [summary(results).to_markdown(), ""]
     lines += ["## Paired differences (method - baseline, same seeds)", ""]
-    lines += [paired_table(results).to_markdown(index=False), ""]
-    pairs = per_seed(results).groupby("method").size()
-    if len(pairs):
-        smallest = intervals.smallest_exact_p(int(pairs.min()))
+    paired = paired_table(results)
+    if paired.empty:
+        lines += ["No comparison has a finished pair of seeds yet.", ""]
+    else:
+        pairs = int(paired["pairs"].max())
+        smallest = intervals.smallest_exact_p(pairs)
         lines += [
-            f"With {int(pairs.min())} pairs no sign or permutation test can give p below "
-            f"{smallest:.3g}; the table makes {len(COMPARISONS)} comparisons of each column.",
+            paired.to_markdown(index=False),
+            "",
+            f"With {pairs} pair{'s' if pairs != 1 else ''} no sign or permutation test can give "
+            f"p below {smallest:.3g}; the table makes {len(paired)} comparisons of each column.",
             "",
         ]
     gal = ", ".join(f"{name} {a} / {b}" for name, (a, b) in GAL_TABLE.items())
