@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from PIL import Image
 
-from dpe_tutorial import active, data, intervals, provenance, query
+from dpe_tutorial import active, data, intervals, provenance, query, tracing
 
 POOL, HELD_OUT, LABELS = 3000, 1000, 20
 
@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/mnist-png.zip")
     args = parser.parse_args()
     split = data.load_mnist(args.data)
+    tracing.silence_retracing_warning()  # each seed loads a model: TensorFlow traces anew
     ensembles, logistics = [], []
     with tempfile.TemporaryDirectory() as work:
         for seed in args.seeds:
