@@ -43,7 +43,8 @@ def test_presets_are_valid_and_match_the_protocol():
         config = experiment.preset(name)
         assert (config.steps, config.optimizer, config.member) == (300, "adam", "gal_cnn")
     mnist = experiment.preset("mnist")
-    assert (mnist.schedule[0], mnist.budget, mnist.initial_labels) == (20, 400, "balanced")
+    sizes = experiment.schedule_sizes(mnist)
+    assert (sizes[0], sizes[1], sizes[-1], mnist.initial_labels) == (20, 40, 400, "balanced")
     linear = experiment.preset("linear-4")
     assert (linear.dataset, linear.members, linear.member, linear.width) == (
         "cifar10",
