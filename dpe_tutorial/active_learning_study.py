@@ -87,20 +87,9 @@ def method_of(config: dict) -> str:
 
 def load_results(out_root, name: str = PRESET):
     """Every row of every run's ``results.csv`` under ``out_root/name``, with its method."""
-    import json
+    from .results import tables_under
 
-    import pandas as pd
-
-    frames = []
-    for results in sorted((Path(out_root) / name).glob("*/results.csv")):
-        config = json.loads((results.parent / "config.json").read_text())["config"]
-        table = pd.read_csv(results)
-        table["method"] = method_of(config)
-        table["folder"] = str(results.parent)
-        frames.append(table)
-    if not frames:
-        raise ValueError(f"no results under {Path(out_root) / name}/*/results.csv")
-    table = pd.concat(frames, ignore_index=True)
+    table = tables_under(Path(out_root) / name, "*/results.csv", method_of)
     table["n_labeled"] = table["n_labeled"].astype(int)
     return table
 

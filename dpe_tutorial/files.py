@@ -68,3 +68,20 @@ def read_checked_json(path, problem_of: Callable[[object], str | None], what: st
     if problem:
         raise ValueError(f"{what} is unreadable or damaged ({problem}); {advice}")
     return value
+
+
+def append_csv_row(path, columns, row: dict) -> None:
+    """Append ``row`` to the CSV at ``path``, writing the header ``columns`` first if it is new.
+
+    For measurement scripts that resume: each finished measurement is one line
+    at once, so a stop loses at most the one in progress.
+    """
+    import csv
+
+    path = Path(path)
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)

@@ -15,7 +15,6 @@ The protocol, its cuts and the analysis are pre-registered in
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -132,18 +131,9 @@ def arm_of(config: dict) -> str:
 
 def load_results(out_root):
     """Every row of every arm under ``out_root``, with its arm and folder."""
-    import pandas as pd
+    from .results import tables_under
 
-    frames = []
-    for path in sorted(Path(out_root).glob("*/results.csv")):
-        config = json.loads((path.parent / "config.json").read_text())["config"]
-        table = pd.read_csv(path)
-        table["method"] = arm_of(config)
-        table["folder"] = str(path.parent)
-        frames.append(table)
-    if not frames:
-        raise ValueError(f"no results under {Path(out_root)}/*/results.csv")
-    return pd.concat(frames, ignore_index=True)
+    return tables_under(out_root, "*/results.csv", arm_of)
 
 
 def per_seed(results):

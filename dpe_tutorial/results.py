@@ -379,6 +379,21 @@ def as_runs(runs) -> list[Run]:
     return runs
 
 
+def tables_under(root, pattern: str, method_of: Callable[[dict], str]) -> pd.DataFrame:
+    """Every row of every ``results.csv`` matching ``root/pattern``, with its run's method
+    (``method_of`` of the run's config, as a dict) and folder: a study's rows in one table."""
+    frames = []
+    for path in sorted(Path(root).glob(pattern)):
+        config = json.loads((path.parent / "config.json").read_text())["config"]
+        table = pd.read_csv(path)
+        table["method"] = method_of(config)
+        table["folder"] = str(path.parent)
+        frames.append(table)
+    if not frames:
+        raise ValueError(f"no results under {Path(root)}/{pattern}")
+    return pd.concat(frames, ignore_index=True)
+
+
 def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     """Runs grouped by what they can be compared on: the config's name (preset) and dataset.
 

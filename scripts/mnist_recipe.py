@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from dpe_tutorial import active, data, metrics, provenance, training
+from dpe_tutorial import active, data, files, metrics, provenance, training
 from dpe_tutorial.ensemble import DeepProbabilisticEnsemble
 
 VALIDATION = 5000
@@ -212,12 +212,7 @@ def main():
                     if (model_name, steps, n, seed) in done:
                         continue
                     row = fit_once(split, pool, validation, model_name, steps, n, seed)
-                    new = not out.exists()
-                    with out.open("a", newline="") as f:
-                        writer = csv.DictWriter(f, COLUMNS)
-                        if new:
-                            writer.writeheader()
-                        writer.writerow(row)
+                    files.append_csv_row(out, COLUMNS, row)
                     print(
                         {k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()},
                         flush=True,

@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 
-from dpe_tutorial import data, metrics, provenance, results
+from dpe_tutorial import data, files, metrics, provenance, results
 from dpe_tutorial.config import ExperimentConfig
 from dpe_tutorial.experiment import EnsembleLearner, load_data
 
@@ -99,12 +99,7 @@ def main() -> None:
                 "seconds": round(seconds, 1),
                 "cpu": provenance.machine()["cpu"],
             }
-            new = not out.exists()
-            with out.open("a", newline="") as f:
-                writer = csv.DictWriter(f, COLUMNS)
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
+            files.append_csv_row(out, COLUMNS, row)
             print(row, flush=True)
 
 

@@ -224,9 +224,13 @@ def _as_cifar10(split: Split, where: str) -> Split:
         )
     source = split.train.provenance
     if CIFAR10_JPEG_COPY_SHA256 in source:
-        provenance = f"CIFAR-10 (JPEG copy): {source}"
-    else:
-        provenance = f"CIFAR-10 from an image folder, not the official pickles: {source}"
+        return _with_provenance(split, f"CIFAR-10 (JPEG copy): {source}")
+    return _with_provenance(
+        split, f"CIFAR-10 from an image folder, not the official pickles: {source}"
+    )
+
+
+def _with_provenance(split: Split, provenance: str) -> Split:
     return Split(
         dataclasses.replace(split.train, provenance=provenance),
         dataclasses.replace(split.test, provenance=provenance),
@@ -379,12 +383,9 @@ def load_mnist(path=None, cache_dir=None) -> Split:
         raise ValueError(f"image folder {path} is not MNIST: {problem}")
     source = split.train.provenance
     if MNIST_PNG_COPY_SHA256 in source:
-        provenance = f"MNIST (official pixels, PNG copy): {source}"
-    else:
-        provenance = f"MNIST from an image folder, not checked against the official files: {source}"
-    return Split(
-        dataclasses.replace(split.train, provenance=provenance),
-        dataclasses.replace(split.test, provenance=provenance),
+        return _with_provenance(split, f"MNIST (official pixels, PNG copy): {source}")
+    return _with_provenance(
+        split, f"MNIST from an image folder, not checked against the official files: {source}"
     )
 
 
