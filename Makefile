@@ -40,9 +40,11 @@ $(STAMP): pyproject.toml
 book: setup
 	$(BIN)/python scripts/build_book.py --out $(BOOK_DIR) --preset $(BOOK_PRESET)
 
-# papermill runs the experiment chapter with the linear-4 preset; rerunning resumes
+# papermill runs the experiment chapter with the linear-4 preset; rerunning resumes. It runs in
+# book/, so a relative DPE_DATA is made absolute here, from the folder make was started in
 reproduce: setup
 	mkdir -p $(REPRODUCE_DIR)/linear-4
+	$(if $(DPE_DATA),DPE_DATA="$(abspath $(DPE_DATA))") \
 	$(BIN)/papermill book/06_linear4_experiment.ipynb $(REPRODUCE_DIR)/linear-4/notebook.ipynb \
 		--cwd book -p preset linear-4 -p out_dir $(abspath $(REPRODUCE_DIR)) -p quiet False \
 		$(REPRODUCE_ARGS)

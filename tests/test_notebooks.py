@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -203,3 +205,20 @@ def test_a_bad_parameter_stops_the_experiment_notebook_with_a_clear_message(tmp_
             {**TINY, "kl_form": "sideways", "out_dir": str(tmp_path / "runs")},
         )
     assert not (tmp_path / "runs").exists()  # nothing was written
+
+
+@pytest.mark.slow
+def test_make_reproduce_takes_a_data_path_relative_to_where_make_runs(tmp_path):
+    """The README's tiny reproduce: papermill runs in book/, the path was typed in the root."""
+    if not (ROOT.parent / "shared" / "data" / "cifar10-jpeg.zip").is_file():
+        pytest.skip("the shared CIFAR-10 copy is absent")
+    tiny = "-p budget 40 -p rounds 2 -p members 4 -p width 2 -p epochs 1 -p baselines False"
+    done = subprocess.run(
+        ["make", "reproduce", "DPE_DATA=../shared/data/cifar10-jpeg.zip",
+         f"REPRODUCE_DIR={tmp_path}", f"REPRODUCE_ARGS={tiny}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Unable to parse" not in done.stderr  # papermill reads every parameter
+    assert len(list(tmp_path.rglob("results.csv"))) == 1

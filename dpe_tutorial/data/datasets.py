@@ -183,7 +183,8 @@ def _split_from_keras_arrays(x_train, y_train, x_test, y_test, provenance: str) 
 
 def _load_cifar10_from(path: Path, origin: str, cache_dir) -> Split:
     """CIFAR-10 from an explicit path; every failure raises."""
-    where = f"{path} (from {origin})"
+    # the path as resolved from the working directory: a relative one is often typed elsewhere
+    where = f"{path.resolve()} (from {origin}, as given: {path})"
     if not path.exists():
         raise FileNotFoundError(f"CIFAR-10 path {where} does not exist. {_HOW_TO_POINT}")
     if path.is_dir():
