@@ -290,9 +290,9 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False, trial
     The folder is locked for the call (:mod:`dpe_tutorial.lock`). Every file a
     rerun reads is checked first; ``results.csv`` is rebuilt from the
     checkpoints whenever it is missing, behind or damaged (a damaged one is
-    kept beside it). When the chosen trials are all finished, the data is not
-    loaded at all; otherwise it is, and its fingerprint must match the one in
-    ``config.json``. Training that diverges raises
+    kept beside it). When the chosen trials are all finished, nothing is
+    written (no session is recorded) and the data is not loaded; otherwise
+    it is, and its fingerprint must match the one in ``config.json``. Training that diverges raises
     :class:`~dpe_tutorial.active.TrainingDiverged` and saves no row.
     """
     import pandas as pd
@@ -319,6 +319,10 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False, trial
             split = load_data(config)
             record = run_record.record_for(record, config, split, sizes, out_dir)
         results.sync_results(out_dir, config)
+        if not pending:  # read-only: a finished run's folder stays as it is
+            if not quiet:
+                progress.write(f"{out_dir}: finished, trials {chosen}; nothing to run")
+            return pd.read_csv(out_dir / "results.csv")
         session = {
             "started": _now(),
             "finished": None,
@@ -341,8 +345,7 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False, trial
             record["wall_seconds"] = round(total, 3)
             run_record.write_record(out_dir, record)
 
-        if pending:
-            _run_trials(config, out_dir, split, sizes, pending, session, record_progress, quiet)
+        _run_trials(config, out_dir, split, sizes, pending, session, record_progress, quiet)
         record_progress(finished=True)
         return pd.read_csv(out_dir / "results.csv")
 

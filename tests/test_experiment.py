@@ -248,9 +248,11 @@ def test_a_finished_run_resumes_without_training(tiny_run, monkeypatch):
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(experiment.EnsembleLearner, "fit", must_not_train)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
     again = experiment.run_experiment(config, out, quiet=True)
     pd.testing.assert_frame_equal(again, table)
-    assert len(json.loads((out / "config.json").read_text())["sessions"]) == 2
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before  # read-only: no session is recorded for a finished run
 
 
 def test_a_folder_of_another_config_is_refused(tiny_run):
