@@ -410,8 +410,13 @@ def _train_and_rank(pool: Pool, labels: Labels, k: int, config, quiet: bool):
     learner.fit(train, labels.labels)
     probs = learner.predict_members(pool.images[unlabelled])
     score = acquisition.get(config.acquisition)
-    scores = score(probs, rng=np.random.default_rng(config.seed))
-    chosen = acquisition.select(scores, k)
+    rng = np.random.default_rng(config.seed)
+    scores = score(probs, rng=rng)
+    if config.selection == "power" and config.acquisition != "random":
+        picked = acquisition.select_power(scores, k, rng)
+        chosen = picked[np.argsort(-scores[picked], kind="stable")]  # shown highest score first
+    else:
+        chosen = acquisition.select(scores, k)
     mean_probs = probs[chosen].mean(axis=1)
     predicted = mean_probs.argmax(axis=1)
     table = pd.DataFrame(

@@ -359,3 +359,21 @@ def test_labelling_the_suggestions_raises_held_out_accuracy(tmp_path):
     assert labelled.is_unique and set(suggested) <= set(labelled)
     accuracies = result["accuracies"]
     assert accuracies[-1] >= accuracies[0] + 0.08, accuracies
+
+
+def test_power_selection_samples_the_suggestions(pool, tmp_path, capsys):
+    root, labels, truth = pool
+    top, power = tmp_path / "top", tmp_path / "power"
+    assert (
+        run_query(capsys, root, labels, top, "--set", "acquisition=mutual_information", k=5)[0] == 0
+    )
+    code, _ = run_query(
+        capsys, root, labels, power, "--set", "acquisition=mutual_information",
+        "--set", "selection=power", k=5,
+    )  # fmt: skip
+    assert code == 0
+    sampled = pd.read_csv(power / "suggestions.csv")
+    assert sampled["path"].is_unique and len(sampled) == 5
+    assert (np.diff(sampled["score"]) <= 0).all()  # shown highest score first
+    assert set(sampled["path"]) <= set(truth) - set(pd.read_csv(labels)["path"])
+    assert json.loads((power / "config.json").read_text())["config"]["selection"] == "power"
