@@ -52,7 +52,8 @@ class ExperimentConfig:
     shift_samples: int = 1000
     name: str = ""
     # The fields below came with the MNIST study; their defaults are the behaviour
-    # before them, so that config.json files written earlier still mean what they did.
+    # before them, so that config.json files written earlier still mean what they did
+    # (run_record._LATER_FIELDS fills them in when such a run is resumed).
     steps: int | None = None
     initial_labels: str = "random"
     pool_subset: int | None = None

@@ -23,7 +23,16 @@ if TYPE_CHECKING:
 
 
 # config fields added after runs were written, with the value those runs had
-_LATER_FIELDS = {"distribution": "none"}
+_LATER_FIELDS = {
+    "distribution": "none",
+    # the fields of learning from few labels (the MNIST study)
+    "steps": None,
+    "initial_labels": "random",
+    "pool_subset": None,
+    "selection": "top_k",
+    "passes": 1,
+    "member_predictions": False,
+}
 
 
 def existing_run(config_path: Path, config: ExperimentConfig, sizes: list[int]) -> dict | None:

@@ -206,3 +206,12 @@ def test_a_smoke_run_in_every_mode_finishes_close_to_the_single_device_run(smoke
     for mode in ("data", "members"):
         mine = np.load(out_root / mode / "rounds" / "trial0_round0.npz")["labelled"]
         np.testing.assert_array_equal(mine, first)  # drawn from the seed, not the model
+
+
+def test_fields_added_later_resume_old_runs_as_their_defaults():
+    defaults = config_module.ExperimentConfig().to_dict()
+    assert {key: defaults[key] for key in run_record._LATER_FIELDS} == run_record._LATER_FIELDS
+    for path in sorted((ROOT / "results" / "active-learning").glob("*/*/config.json")):
+        stored = json.loads(path.read_text())
+        config = config_module.ExperimentConfig.from_dict(stored["config"])
+        assert run_record.existing_run(path, config, stored["schedule_sizes"]) is not None
