@@ -404,7 +404,7 @@ def diagnosis_table(path):
 
 
 def recipe_text() -> str:
-    """The chosen recipe, from :data:`dpe_tutorial.config.FEW_LABELS_RECIPE`."""
+    """The chosen recipe, from :data:`dpe_tutorial.presets.FEW_LABELS_RECIPE`."""
     recipe = FEW_LABELS_RECIPE
     optimizer = {"adam": "Adam"}.get(recipe["optimizer"], recipe["optimizer"])
     return (
