@@ -412,11 +412,9 @@ def _train_and_rank(pool: Pool, labels: Labels, k: int, config, quiet: bool):
     score = acquisition.get(config.acquisition)
     rng = np.random.default_rng(config.seed)
     scores = score(probs, rng=rng)
-    if config.selection == "power" and config.acquisition != "random":
-        picked = acquisition.select_power(scores, k, rng)
-        chosen = picked[np.argsort(-scores[picked], kind="stable")]  # shown highest score first
-    else:
-        chosen = acquisition.select(scores, k)
+    selection = "top_k" if config.acquisition == "random" else config.selection  # as the loop
+    picked = acquisition.choose(scores, k, selection, rng)
+    chosen = picked[np.argsort(-scores[picked], kind="stable")]  # shown highest score first
     mean_probs = probs[chosen].mean(axis=1)
     predicted = mean_probs.argmax(axis=1)
     table = pd.DataFrame(
