@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import paired as paired_rule
+from . import intervals
 from .config import ExperimentConfig, preset, run_slug
 
 PRESET = "cifar10-cpu"
@@ -175,11 +175,9 @@ def paired_differences(results, method: str, baseline: str, metric: str = "ensem
     """``method`` minus ``baseline``, trial by trial, at every round (a paired comparison).
 
     One row per labelled-set size (the index, ``labels``). Columns: the
-    difference of each trial, their mean and standard deviation,
-    the baseline's own trial-to-trial standard deviation, and ``clear``:
-    :func:`dpe_tutorial.paired.clear` (every trial's difference of one sign,
-    the mean larger than the baseline's trial-to-trial spread and than the
-    differences' own).
+    difference of each trial, their mean and standard deviation, the 95 %
+    t interval of the mean (``low``, ``high``; NaN with one trial) and the
+    baseline's own trial-to-trial standard deviation.
     """
     import pandas as pd
 
@@ -196,9 +194,37 @@ def paired_differences(results, method: str, baseline: str, metric: str = "ensem
     table = pd.DataFrame(difference)
     table["mean"] = difference.mean(axis=1)
     table["std"] = difference.std(axis=1)
+    found = [intervals.mean_interval(row) for row in difference.to_numpy()]
+    table["low"] = [interval.low for interval in found]
+    table["high"] = [interval.high for interval in found]
     table["baseline_spread"] = theirs.loc[difference.index, trials].std(axis=1)
-    table["clear"] = paired_rule.clear(difference.to_numpy(), table["baseline_spread"].to_numpy())
     return table.rename_axis("labels")
+
+
+def curve_differences(results, method: str, baseline: str, metric: str = "ensemble_accuracy"):
+    """``method`` minus ``baseline`` over the whole learning curve, one number per trial.
+
+    The metric's area under the curve divided by its width
+    (:func:`dpe_tutorial.intervals.aulc`) over the rounds both methods
+    reached in that trial, so every round counts, not only the last. A
+    Series indexed by trial; trials with one shared round are left out.
+    """
+    import pandas as pd
+
+    paired = {}
+    for trial in sorted(set(results["trial"])):
+        curves = [
+            results[(results["method"] == name) & (results["trial"] == trial)].set_index(
+                "n_labeled"
+            )[metric]
+            for name in (method, baseline)
+        ]
+        shared = sorted(set(curves[0].index) & set(curves[1].index))
+        if len(shared) < 2:
+            continue
+        area = [intervals.aulc(shared, curve.loc[shared]) for curve in curves]
+        paired[int(trial)] = area[0] - area[1]
+    return pd.Series(paired, name=metric, dtype=float).rename_axis("trial")
 
 
 # the comparisons the issue asks for: DPE against random acquisition and against the plain ensemble
@@ -343,71 +369,62 @@ def _last_round(paired):
     return labels, row, sum(row[c] == row[c] for c in _trials(paired))
 
 
-def verdict(paired, method: str, baseline: str) -> str:
+def verdict(paired, method: str, baseline: str, metric: str = "ensemble_accuracy") -> str:
     """One plain sentence on a :func:`paired_differences` table at its largest labelled-set size."""
-    labels, row, pairs = _last_round(paired)
-    values = ", ".join(f"{row[c]:+.3f}" for c in _trials(paired) if row[c] == row[c])
-    if pairs < 2:
-        return (
-            f"{method} minus {baseline} at {labels} labels: {row['mean']:+.3f} "
-            "(one trial so far: no spread to judge it by)."
-        )
-    if bool(row["clear"]):
-        reading = (
-            "larger than that spread and than the differences' own, "
-            "with the same sign in every trial"
-        )
-    else:
-        reading = "not beyond the trial-to-trial spread"
-    return (
-        f"{method} minus {baseline} at {labels} labels: {row['mean']:+.3f} "
-        f"(per trial {values}); {baseline}'s own trials spread {row['baseline_spread']:.3f} "
-        f"(standard deviation): {reading}."
-    )
+    from .plots import LOWER_IS_BETTER
+
+    labels, row, _ = _last_round(paired)
+    values = [row[c] for c in _trials(paired) if row[c] == row[c]]
+    shown = ", ".join(f"{value:+.3f}" for value in values)
+    reading = intervals.describe_pairs(values, metric in LOWER_IS_BETTER)
+    return f"{method} minus {baseline} at {labels} labels (per trial {shown}): {reading}."
 
 
-def headline(results, metric: str = "ensemble_accuracy") -> str:
-    """The study's answer in one sentence, at the last round each comparison has in full.
+def headline(results, metric: str = "ensemble_accuracy") -> list[str]:
+    """The study's answer for one metric, a sentence per comparison.
 
     For each of :data:`MAIN_COMPARISONS` (DPE's acquisition against random,
-    DPE against the plain ensemble) that has results, at the largest
-    labelled set both of its methods reached: clearly better, clearly worse
-    or within the noise by :func:`dpe_tutorial.paired.clear`, in the metric's
-    own direction; with one trial, that it cannot be judged yet.
+    DPE against the plain ensemble) that has results: the paired difference
+    at the largest labelled set both methods reached and that of the curves'
+    means (:func:`curve_differences`), each with its 95 % interval and what
+    it shows (better, worse, or an interval that holds zero).
     """
+    from .plots import LOWER_IS_BETTER
+
     available = comparisons(results, MAIN_COMPARISONS)
     if not available:
         done = " and ".join(f'"{name}"' for name in sorted(set(results["method"])))
-        return f"No paired comparison yet: the study has results of {done} only."
-    readings = []
+        return [f"No paired comparison yet: the study has results of {done} only."]
+    lower = metric in LOWER_IS_BETTER
+    sentences = []
     for method, baseline in available:
-        labels, row, pairs = _last_round(paired_differences(results, method, baseline, metric))
-        readings.append(
-            f"{method} minus {baseline} at {labels} labels "
-            f"({pairs} paired trial{'s' if pairs != 1 else ''}): {row['mean']:+.3f}, "
-            f"{_reading(row, pairs, metric)}"
+        paired = paired_differences(results, method, baseline, metric)
+        labels, row, pairs = _last_round(paired)
+        last = [row[c] for c in _trials(paired)]
+        curve = curve_differences(results, method, baseline, metric).to_numpy()
+        sentences.append(
+            f"{_short_name(metric).capitalize()}, {method} minus {baseline} "
+            f"({pairs} paired trial{'s' if pairs != 1 else ''}): at {labels} labels "
+            f"{intervals.brief(last, lower)}; over the whole curve {intervals.brief(curve, lower)}."
         )
-    return f"{_short_name(metric).capitalize()}: {'; '.join(readings)}."
+    return sentences
 
 
-def judge(results, method: str, baseline: str, metric: str = "ensemble_accuracy") -> str:
-    """``clearly better``, ``clearly worse``, ``within the noise`` or ``not judged yet``:
-    ``method`` against ``baseline`` at the last round both reached, by
-    :func:`dpe_tutorial.paired.clear`, in the metric's own direction."""
-    _, row, pairs = _last_round(paired_differences(results, method, baseline, metric))
-    return _reading(row, pairs, metric)
-
-
-def _reading(row, pairs: int, metric: str) -> str:
-    """:func:`judge`'s words for the last-round row of a :func:`paired_differences` table."""
+def judge(
+    results, method: str, baseline: str, metric: str = "ensemble_accuracy", curve: bool = False
+) -> str:
+    """``better``, ``worse`` or ``undecided``: ``method`` against ``baseline`` by the 95 %
+    interval of the paired difference at the last round both reached (or of the whole
+    curve's mean, with ``curve``), in the metric's own direction."""
     from .plots import LOWER_IS_BETTER
 
-    if pairs < 2:
-        return "not judged yet"
-    if bool(row["clear"]):
-        better = (row["mean"] > 0) != (metric in LOWER_IS_BETTER)
-        return f"clearly {'better' if better else 'worse'}"
-    return "within the noise"
+    if curve:
+        values = curve_differences(results, method, baseline, metric).to_numpy()
+    else:
+        paired = paired_differences(results, method, baseline, metric)
+        _, row, _ = _last_round(paired)
+        values = [row[c] for c in _trials(paired)]
+    return intervals.direction(intervals.mean_interval(values), metric in LOWER_IS_BETTER)
 
 
 def _short_name(metric: str) -> str:
@@ -420,8 +437,8 @@ def _short_name(metric: str) -> str:
 def headlines(results, metrics=("ensemble_accuracy", "nll", "ece")) -> list[str]:
     """:func:`headline` for each metric; one sentence when nothing can be compared yet."""
     if not comparisons(results, MAIN_COMPARISONS):
-        return [headline(results)]
-    return [headline(results, metric) for metric in metrics]
+        return headline(results)
+    return [sentence for metric in metrics for sentence in headline(results, metric)]
 
 
 def paired_figure(results, metric: str = "ensemble_accuracy", among=MAIN_COMPARISONS):

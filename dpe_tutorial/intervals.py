@@ -102,3 +102,73 @@ def labels_to_reach(n_labels, accuracy, threshold: float) -> float:
     order = np.argsort(n_labels)
     reached = np.flatnonzero(accuracy[order] >= threshold)
     return float(n_labels[order][reached[0]]) if reached.size else float("nan")
+
+
+def direction(interval: Interval, lower_is_better: bool = False) -> str:
+    """``better``, ``worse`` or ``undecided``: what ``interval`` (method minus baseline) shows.
+
+    Better or worse only when the interval excludes zero, in the metric's own
+    direction; one pair, or an interval that holds zero, is ``undecided``.
+    """
+    if interval.n < 2 or not interval.excludes_zero():
+        return "undecided"
+    return "better" if (interval.mean < 0) == lower_is_better else "worse"
+
+
+def sign_count(differences) -> str:
+    """How often the method was above the baseline: ``higher in all 3 pairs``, ``lower in 2 of 3``.
+
+    (Pairs that tie count for neither side.)
+    """
+    d = np.asarray(differences, dtype=np.float64)
+    d = d[~np.isnan(d)]
+    n, above, below = d.size, int(np.sum(d > 0)), int(np.sum(d < 0))
+    if n == 0:
+        return "no pairs"
+    if above == n or below == n:
+        side = "higher" if above == n else "lower"
+        return {1: f"{side} in the one pair", 2: f"{side} in both pairs"}.get(
+            n, f"{side} in all {n} pairs"
+        )
+    if above >= below:
+        return f"higher in {above} of {n} pairs"
+    return f"lower in {below} of {n} pairs"
+
+
+def describe_pairs(differences, lower_is_better: bool = False, digits: int = 3) -> str:
+    """What paired differences say, in words a reviewer accepts, never more.
+
+    ``+0.024, 95 % interval [+0.003, +0.045]; higher in all 3 pairs: better``.
+    The last word is :func:`direction`'s, and ``undecided`` spells out that
+    the interval holds zero.
+    """
+    interval = mean_interval(differences)
+    if interval.n < 2:
+        return f"{interval.mean:+.{digits}f} (one pair: no interval)"
+    verdict = direction(interval, lower_is_better)
+    if verdict == "undecided":
+        verdict = "the interval holds zero"
+    return (
+        f"{interval.mean:+.{digits}f}, 95 % interval [{interval.low:+.{digits}f}, "
+        f"{interval.high:+.{digits}f}]; {sign_count(differences)}: {verdict}"
+    )
+
+
+def multiplicity_note(comparisons: int, pairs: int, level: float = LEVEL) -> str:
+    """The caution a table of many paired intervals needs, in one sentence."""
+    expected = comparisons * (1 - level)
+    return (
+        f"{comparisons} comparison{'s' if comparisons != 1 else ''}: with no true difference "
+        f"anywhere, about {expected:.1f} of their {level * 100:.0f} % intervals would exclude "
+        f"zero by chance; with {pairs} pair{'s' if pairs != 1 else ''} no sign or permutation test "
+        f"can go below p = {smallest_exact_p(pairs):.3g}."
+    )
+
+
+def brief(differences, lower_is_better: bool = False, digits: int = 3) -> str:
+    """:func:`describe_pairs` in a few words: ``+0.024 [+0.003, +0.045], better``."""
+    interval = mean_interval(differences)
+    if interval.n < 2:
+        return interval.text(digits)
+    verdict = direction(interval, lower_is_better)
+    return f"{interval.text(digits)}, {'holds zero' if verdict == 'undecided' else verdict}"

@@ -23,6 +23,16 @@ from . import paired as paired_rule
 from .choices import FORMS, elbo_multiple
 from .config import ExperimentConfig, beta_label, run_slug
 from .markdown import mean_and_spread, summary_table
+from .objective_comparisons import (  # noqa: F401  (the study's reading, re-exported)
+    SHORT_NAMES,
+    arm_against_plain,
+    comparisons_note,
+    describe_against_plain,
+    difference_table,
+    headline,
+    intervals_excluding_zero,
+    paired_differences,
+)
 
 # the ladder of beta values every form is tried at: E / N, tempered, the seed's fixed 1e-5
 BETAS = ("elbo", "elbo*0.1", "elbo*0.01", 1e-5)
@@ -220,52 +230,6 @@ def sweep_figure(results, metric: str, width: int | None = None, ax=None):
     return figure
 
 
-def paired_differences(results, metric: str = "ensemble_accuracy"):
-    """Each arm minus the plain ensemble of the same width, trial by trial (a paired comparison).
-
-    Within a trial every arm starts from the same labelled set and the same
-    seed, so the difference removes what the trials share. Columns: the mean
-    and standard deviation of the paired differences, the number of pairs,
-    the plain ensemble's own trial-to-trial standard deviation, and
-    ``clear`` by :func:`dpe_tutorial.paired.clear` (one sign in every pair,
-    a mean larger than the plain ensemble's trial-to-trial spread and than
-    the pairs' own spread).
-    """
-    import pandas as pd
-
-    plain = results[results["form"] == "plain"].set_index(["width", "trial"])[metric]
-    rows = []
-    arms = results[results["form"] != "plain"].groupby(["width", "form", "beta"], sort=False)
-    for (width, form, beta), rows_of_arm in arms:
-        paired = [
-            value - plain[(width, trial)]
-            for trial, value in zip(rows_of_arm["trial"], rows_of_arm[metric], strict=True)
-            if (width, trial) in plain.index
-        ]
-        spread = (
-            plain.loc[width].std() if width in plain.index.get_level_values(0) else float("nan")
-        )
-        mean = float(pd.Series(paired).mean()) if paired else float("nan")
-        rows.append(
-            {
-                "width": width,
-                "form": form,
-                "beta": beta,
-                "beta_value": rows_of_arm["beta_value"].iloc[0],
-                "mean_difference": mean,
-                "std_difference": float(pd.Series(paired).std())
-                if len(paired) > 1
-                else float("nan"),
-                "pairs": len(paired),
-                "plain_spread": spread,
-                "clear": bool(paired_rule.clear(paired, spread)) if paired else False,
-            }
-        )
-    columns = ["width", "form", "beta", "beta_value", "mean_difference", "std_difference"]
-    table = pd.DataFrame(rows, columns=[*columns, "pairs", "plain_spread", "clear"])
-    return table.sort_values(["width", "form", "beta_value"]).reset_index(drop=True)
-
-
 # results/objective-study/README.md, "How the default will be chosen", fixed before trial 1 ended:
 # judged on the first two trials, so that the chosen arm's third trial cannot change the choice
 RULE_TRIALS = (0, 1)
@@ -296,7 +260,19 @@ def default_rule(results, width: int = 8, trials: tuple[int, ...] = RULE_TRIALS)
             "nll_difference": nll["mean_difference"],
             "ece": arms.groupby(["form", "beta"])["ece"].mean(),
             "accuracy_difference": accuracy["mean_difference"],
-            "accuracy_clearly_worse": accuracy["clear"] & (accuracy["mean_difference"] < 0),
+            # the rule as fixed before trial 1 ended; the book reads intervals, not this rule
+            "accuracy_clearly_worse": pd.Series(
+                [
+                    bool(paired_rule.clear(d, spread)) and mean < 0
+                    for d, spread, mean in zip(
+                        accuracy["differences"],
+                        accuracy["plain_spread"],
+                        accuracy["mean_difference"],
+                        strict=True,
+                    )
+                ],
+                index=accuracy.index,
+            ),
         }
     )
     remaining = table[table["pairs"] >= len(trials)]
@@ -401,21 +377,6 @@ def report(results, metrics: tuple[str, ...] = METRICS) -> str:
     return "\n".join(summary_table(summary(results), ["width", "arm"], arm, metrics))
 
 
-# panel titles short enough for four panels side by side in the text column
-SHORT_NAMES = {
-    "ensemble_accuracy": "ensemble accuracy",
-    "mean_member_accuracy": "member accuracy",
-    "nll": "NLL (nats)",
-    "ece": "ECE",
-    "brier": "Brier score",
-    "mutual_information": "mean MI (nats)",
-    "error_auroc": "AUROC, errors",
-    "auroc_noise": "AUROC, noise",
-    "auroc_contrast": "AUROC, contrast",
-    "auroc_shuffle": "AUROC, shuffled",
-}
-
-
 def paired_trials_figure(
     results,
     form: str,
@@ -466,64 +427,6 @@ def paired_trials_figure(
     return figure
 
 
-def arm_against_plain(results, form: str, beta: str, metrics=METRICS, width: int | None = None):
-    """One arm's :func:`paired_differences` for every metric: a row per metric."""
-    import pandas as pd
-
-    width = int(results["width"].min()) if width is None else width
-    rows = []
-    for metric in metrics:
-        table = paired_differences(results, metric)
-        row = table[(table["width"] == width) & (table["form"] == form) & (table["beta"] == beta)]
-        if row.empty:
-            raise ValueError(f"no paired trials of {form}, beta={beta} at width {width}")
-        rows.append(row.iloc[0].drop(["width", "form", "beta", "beta_value"]).rename(metric))
-    return pd.DataFrame(rows)
-
-
-def difference_table(results, metrics=("ensemble_accuracy", "nll", "ece"), width=None):
-    """Every arm against the plain ensemble, a column per metric, for a page of text.
-
-    A cell reads ``+0.012 ± 0.004`` (mean and standard deviation of the
-    paired differences), with ``clear`` appended when the difference is clear
-    by :func:`paired_differences`' rule; the last column counts the pairs.
-    """
-    import pandas as pd
-
-    width = int(results["width"].min()) if width is None else width
-    columns = {}
-    for metric in metrics:
-        paired = paired_differences(results, metric)
-        paired = paired[paired["width"] == width].set_index(["form", "beta"])
-        spread = paired["std_difference"].map(lambda v: "" if v != v else f" ± {v:.3f}")
-        clear = paired["clear"].map({True: " clear", False: ""})
-        columns[SHORT_NAMES.get(metric, metric)] = (
-            paired["mean_difference"].map("{:+.3f}".format) + spread + clear
-        )
-        columns["pairs"] = paired["pairs"]
-    table = pd.DataFrame(columns)
-    return table[[c for c in table.columns if c != "pairs"] + ["pairs"]]
-
-
-def clear_differences(results, metrics=METRICS, width: int | None = None):
-    """The clear rows of :func:`paired_differences` over ``metrics``, with what the rule compared.
-
-    :func:`difference_table` rounds to three decimals, where a clear
-    difference can look no larger than its spread; these rows keep the
-    unrounded mean and spread of the differences and the plain ensemble's
-    trial-to-trial spread, one row per (metric, form, beta).
-    """
-    import pandas as pd
-
-    width = int(results["width"].min()) if width is None else width
-    paired = pd.concat(
-        paired_differences(results, metric).assign(metric=metric) for metric in metrics
-    )
-    clear = paired[paired["clear"] & (paired["width"] == width)]
-    columns = ["metric", "form", "beta", "mean_difference", "std_difference", "plain_spread"]
-    return clear[columns].reset_index(drop=True)
-
-
 def compact_summary(results, metrics=("ensemble_accuracy", "nll", "ece"), width=None):
     """:func:`summary` for a page of text: ``mean ± std`` per metric, and the trials."""
     import pandas as pd
@@ -539,59 +442,3 @@ def compact_summary(results, metrics=("ensemble_accuracy", "nll", "ece"), width=
     columns["trials"] = list(table[("trials", "n")])
     index = pd.MultiIndex.from_tuples([(f, b) for _, f, b in table.index], names=["form", "beta"])
     return pd.DataFrame(columns, index=index)
-
-
-def describe_against_plain(table) -> list[str]:
-    """A plain sentence per metric of an :func:`arm_against_plain` table."""
-    from .plots import metric_name
-
-    sentences = []
-    for metric, row in table.iterrows():
-        pairs = int(row["pairs"])
-        if pairs < 2:
-            reading = "one pair: no spread to judge it by"
-        elif row["clear"]:
-            good = _improves(metric, row["mean_difference"])
-            reading = f"a clear {'improvement' if good else 'loss'} (same sign in every pair, "
-            reading += "larger than the plain ensemble's trial-to-trial spread and the pairs' own)"
-        else:
-            reading = "within the noise (signs differ, or not larger than the spreads)"
-        spread = "" if pairs < 2 else f" ± {row['std_difference']:.3f}"
-        sentences.append(
-            f"{metric_name(metric)}: {row['mean_difference']:+.3f}{spread} over {pairs} "
-            f"pair(s); {reading}."
-        )
-    return sentences
-
-
-def headline(table, name: str = "DPE") -> str:
-    """The study's one-sentence answer from an :func:`arm_against_plain` table.
-
-    As the pre-registered rule says (results/objective-study/README.md): "DPE
-    does not beat a plain ensemble here" when the arm is clearly better on no
-    metric; otherwise the metrics it is clearly better on. Clear losses are
-    named either way.
-    """
-    from .plots import metric_name
-
-    better, worse = [], []
-    for metric, row in table.iterrows():
-        if row["pairs"] >= 2 and row["clear"]:
-            good = _improves(metric, row["mean_difference"])
-            # the name without its unit: "negative log-likelihood", not "... (nats)"
-            (better if good else worse).append(metric_name(metric).split(" (")[0])
-    pairs = int(table["pairs"].min())
-    if better:
-        sentence = f"{name} is clearly better than a plain ensemble on {', '.join(better)}"
-    else:
-        sentence = f"{name} does not beat a plain ensemble here: it is clearly better on no metric"
-    if worse:
-        sentence += f", and clearly worse on {', '.join(worse)}"
-    return f"{sentence} ({pairs} paired trial{'s' if pairs != 1 else ''})."
-
-
-def _improves(metric: str, difference: float) -> bool:
-    """Whether an arm-minus-plain difference in ``metric`` is in the better direction."""
-    from .plots import LOWER_IS_BETTER
-
-    return (difference < 0) == (metric in LOWER_IS_BETTER)

@@ -65,37 +65,40 @@ def test_results_are_read_with_the_method_of_each_folder(finished):
     assert row[("trials", "n")] == 2
 
 
-def test_paired_differences_are_per_trial_and_clear_only_beyond_the_spread(finished):
+def test_paired_differences_are_per_trial_with_a_t_interval(finished):
     table = study.load_results(finished)
     against_random = study.paired_differences(table, "DPE, predictive entropy", "DPE, random")
     assert list(against_random["trial 0"]) == pytest.approx([0.0, 0.02])
     assert list(against_random["trial 1"]) == pytest.approx([0.0, 0.02])
-    # +0.02 in both trials, but random's own trials differ by 0.03: not clear
     assert against_random.loc[1000, "baseline_spread"] == pytest.approx(0.0212, abs=1e-4)
-    assert not against_random["clear"].any()
+    # +0.02 in both trials, no spread: a point interval at +0.02
+    assert against_random.loc[1000, ["low", "high"]].tolist() == pytest.approx([0.02, 0.02])
     against_plain = study.paired_differences(
         table, "DPE, predictive entropy", "plain ensemble, predictive entropy"
     )
     assert list(against_plain["trial 0"]) == pytest.approx([0.01, -0.01])  # signs differ
-    assert not against_plain["clear"].any()
+    low, high = against_plain.loc[500, ["low", "high"]]
+    assert low < 0 < high
     with pytest.raises(ValueError, match="no results for method 'DPE, mutual information'"):
         study.paired_differences(table, "DPE, mutual information", "DPE, random")
 
 
-def test_a_difference_larger_than_the_spread_in_every_trial_is_clear(tmp_path):
+def test_three_consistent_pairs_give_an_interval_that_excludes_zero(tmp_path):
     configs = study.method_configs()
     write_method(tmp_path, configs["DPE, predictive entropy"], [[0.50], [0.52], [0.51]])
     write_method(tmp_path, configs["DPE, random"], [[0.40], [0.41], [0.40]])
     table = study.load_results(tmp_path)
     paired = study.paired_differences(table, "DPE, predictive entropy", "DPE, random")
-    assert bool(paired.loc[500, "clear"])
     assert paired.loc[500, "mean"] == pytest.approx(0.1067, abs=1e-4)
+    half = 4.3027 * np.std([0.10, 0.11, 0.11], ddof=1) / np.sqrt(3)  # t(2) = 4.303
+    assert paired.loc[500, "low"] == pytest.approx(0.1067 - half, abs=1e-4)
+    assert paired.loc[500, "low"] > 0
 
 
 def test_the_report_has_the_round_table_and_the_paired_differences(finished):
     text = study.report(study.load_results(finished))
-    assert text.startswith("- Ensemble accuracy: DPE, predictive entropy minus DPE, random at 1000")
-    assert "\n- Negative log-likelihood: " in text
+    assert text.startswith("- Ensemble accuracy, DPE, predictive entropy minus DPE, random (2 p")
+    assert "\n- Negative log-likelihood, " in text
     assert "| DPE, predictive entropy | 1000 | 2 | 0.415 ± 0.021 |" in text
     assert "DPE, predictive entropy minus DPE, random, ensemble accuracy:" in text
     assert "| 1000 | +0.020 | +0.020 | +0.020 | +0.000 |" in text
@@ -193,24 +196,26 @@ def test_every_method_of_a_trial_starts_from_the_same_labelled_set(tmp_path, cap
     assert len(again) == 2
 
 
-def test_the_verdict_says_whether_a_difference_exceeds_the_spread(finished, tmp_path):
+def test_the_verdict_gives_the_interval_and_what_it_shows(finished, tmp_path):
     table = study.load_results(finished)
-    paired = study.paired_differences(table, "DPE, predictive entropy", "DPE, random")
-    text = study.verdict(paired, "DPE, predictive entropy", "DPE, random")
-    assert text.startswith("DPE, predictive entropy minus DPE, random at 1000 labels: +0.020")
-    assert "(per trial +0.020, +0.020)" in text
-    assert text.endswith("not beyond the trial-to-trial spread.")
-    clear = tmp_path / "clear"
-    configs = study.method_configs()
-    write_method(clear, configs["DPE, predictive entropy"], [[0.50], [0.52], [0.51]])
-    write_method(clear, configs["DPE, random"], [[0.40], [0.41], [0.40]])
     paired = study.paired_differences(
-        study.load_results(clear), "DPE, predictive entropy", "DPE, random"
+        table, "DPE, predictive entropy", "plain ensemble, predictive entropy"
     )
-    assert "larger than that spread" in study.verdict(paired, "DPE", "random")
+    text = study.verdict(paired, "DPE, predictive entropy", "plain ensemble, predictive entropy")
+    assert text.startswith("DPE, predictive entropy minus plain ensemble, predictive entropy at")
+    assert "at 1000 labels (per trial -0.010, +0.010): +0.000, 95 % interval" in text
+    assert text.endswith("higher in 1 of 2 pairs: the interval holds zero.")
+    consistent = tmp_path / "consistent"
+    configs = study.method_configs()
+    write_method(consistent, configs["DPE, predictive entropy"], [[0.50], [0.52], [0.51]])
+    write_method(consistent, configs["DPE, random"], [[0.40], [0.41], [0.40]])
+    paired = study.paired_differences(
+        study.load_results(consistent), "DPE, predictive entropy", "DPE, random"
+    )
+    assert study.verdict(paired, "DPE", "random").endswith("higher in all 3 pairs: better.")
 
 
-def test_a_single_trial_is_not_judged(tmp_path):
+def test_a_single_trial_has_no_interval(tmp_path):
     configs = study.method_configs()
     write_method(tmp_path, configs["DPE, predictive entropy"], [[0.30, 0.45]])
     write_method(tmp_path, configs["DPE, random"], [[0.30, 0.38]])
@@ -218,30 +223,35 @@ def test_a_single_trial_is_not_judged(tmp_path):
     table = study.load_results(tmp_path)
     paired = study.paired_differences(table, "DPE, predictive entropy", "DPE, random")
     text = study.verdict(paired, "DPE, predictive entropy", "DPE, random")
-    assert text.endswith("+0.070 (one trial so far: no spread to judge it by).")
-    sentence = study.headline(table)
-    assert sentence.startswith("Ensemble accuracy: DPE, predictive entropy minus DPE, random ")
-    assert "DPE, random at 1000 labels (1 paired trial): +0.070, not judged yet" in sentence
-    assert sentence.count("not judged yet") == 2
+    assert text.endswith("+0.070 (one pair: no interval).")
+    sentences = study.headline(table)
+    assert sentences[0].startswith("Ensemble accuracy, DPE, predictive entropy minus DPE, random ")
+    assert "(1 paired trial): at 1000 labels +0.070 (one seed: no interval)" in sentences[0]
+    assert len(sentences) == 2
 
 
 def test_the_headline_reads_each_comparison_in_the_metric_s_direction(finished, tmp_path):
-    sentence = study.headline(study.load_results(finished))
-    assert "minus DPE, random at 1000 labels (2 paired trials): +0.020, within the" in sentence
-    clear = tmp_path / "clear"
+    sentences = study.headline(study.load_results(finished))
+    assert (
+        "minus DPE, random (2 paired trials): at 1000 labels +0.020 [+0.020, +0.020]"
+        in (sentences[0])
+    )
+    consistent = tmp_path / "consistent"
     configs = study.method_configs()
-    write_method(clear, configs["DPE, predictive entropy"], [[0.50], [0.52], [0.51]])
-    write_method(clear, configs["DPE, random"], [[0.40], [0.41], [0.40]])
-    write_method(clear, configs["plain ensemble, predictive entropy"], [[0.55], [0.57], [0.56]])
-    table = study.load_results(clear)
+    write_method(consistent, configs["DPE, predictive entropy"], [[0.50, 0.6], [0.52, 0.6]])
+    write_method(consistent, configs["DPE, random"], [[0.40, 0.5], [0.41, 0.5]])
+    write_method(
+        consistent, configs["plain ensemble, predictive entropy"], [[0.55, 0.7], [0.57, 0.7]]
+    )
+    table = study.load_results(consistent)
     accuracy = study.headline(table)
-    assert "minus DPE, random at 500 labels (3 paired trials): +0.107, clearly better" in accuracy
-    assert "predictive entropy at 500 labels (3 paired trials): -0.050, clearly worse" in accuracy
+    assert "at 1000 labels +0.100 [+0.100, +0.100], better; over the whole curve" in accuracy[0]
+    assert "at 1000 labels -0.100 [-0.100, -0.100], worse; over the whole curve" in accuracy[1]
+    assert accuracy[0].endswith(", better.") and accuracy[1].endswith(", worse.")
     # the fixture's NLL is 2 - accuracy: lower is better, so the readings stay the same
     nll = study.headline(table, "nll")
-    assert nll.startswith("Negative log-likelihood: ")
-    assert "minus DPE, random at 500 labels (3 paired trials): -0.107, clearly better" in nll
-    assert "(3 paired trials): +0.050, clearly worse" in nll
+    assert nll[0].startswith("Negative log-likelihood, ")
+    assert nll[0].endswith("better.") and nll[1].endswith("worse.")
 
 
 def test_the_paired_figure_draws_every_trial_s_difference_and_zero(finished):
@@ -263,10 +273,10 @@ def test_a_study_in_progress_compares_only_the_methods_it_has(tmp_path):
     write_method(tmp_path, configs["DPE, predictive entropy"], [[0.30, 0.45]])
     table = study.load_results(tmp_path)
     assert study.comparisons(table) == []
-    assert study.headline(table) == (
+    assert study.headline(table) == [
         'No paired comparison yet: the study has results of "DPE, predictive entropy" only.'
-    )
-    assert study.headlines(table) == [study.headline(table)]  # said once, not per metric
+    ]
+    assert study.headlines(table) == study.headline(table)  # said once, not per metric
     with pytest.raises(ValueError, match="no results for both methods"):
         study.paired_figure(table)
     assert "| DPE, predictive entropy | 1000 | 1 |" in study.report(table)
@@ -275,7 +285,7 @@ def test_a_study_in_progress_compares_only_the_methods_it_has(tmp_path):
     assert study.comparisons(table) == [("DPE, predictive entropy", "DPE, random")]
     alone = study.paired_figure(table)
     assert len(alone.axes) == 1 and alone.get_figwidth() == pytest.approx(palette.PANEL_WIDTH)
-    assert [s.split(":")[0] for s in study.headlines(table)] == [
+    assert [s.split(",")[0] for s in study.headlines(table)] == [
         "Ensemble accuracy",
         "Negative log-likelihood",
         "Expected calibration error",
@@ -297,16 +307,16 @@ def test_a_comparison_still_running_is_read_at_the_last_round_both_methods_reach
     write_method(tmp_path, configs["DPE, predictive entropy"], [[0.30, 0.45], [0.31, 0.44]])
     # random has reached only its first round in its second trial
     write_method(tmp_path, configs["DPE, random"], [[0.30, 0.38]])
-    sentence = study.headline(study.load_results(tmp_path))
-    assert "minus DPE, random at 1000 labels (1 paired trial): +0.070" in sentence
+    sentence = study.headline(study.load_results(tmp_path))[0]
+    assert "minus DPE, random (1 paired trial): at 1000 labels +0.070" in sentence
     rows = "\n".join(f"1,{r},{500 * (r + 1)},{a},{2 - a},0.05" for r, a in enumerate([0.31]))
     random_csv = study.folder_of(tmp_path, configs["DPE, random"]) / "results.csv"
     random_csv.write_text(random_csv.read_text() + rows + "\n")
-    assert "at 1000 labels (1 paired trial)" in study.headline(study.load_results(tmp_path))
+    assert "(1 paired trial): at 1000 labels" in study.headline(study.load_results(tmp_path))[0]
     write_method(tmp_path / "early", configs["DPE, predictive entropy"], [[0.30, 0.45]])
     write_method(tmp_path / "early", configs["DPE, random"], [[0.30]])
-    early = study.headline(study.load_results(tmp_path / "early"))
-    assert "minus DPE, random at 500 labels (1 paired trial): +0.000" in early
+    early = study.headline(study.load_results(tmp_path / "early"))[0]
+    assert "minus DPE, random (1 paired trial): at 500 labels +0.000" in early
 
 
 def test_the_last_round_is_set_beside_the_objective_study_s_random_labels(finished):
@@ -382,13 +392,19 @@ def test_judge_reads_a_comparison_in_the_metric_s_direction(tmp_path):
     write_method(tmp_path, configs["DPE, mutual information"], [[0.30, 0.40]])
     results = study.load_results(tmp_path)
     entropy, random = "DPE, predictive entropy", "DPE, random"
-    assert study.judge(results, entropy, random) == "clearly better"
+    assert study.judge(results, entropy, random) == "better"
     # write_method's NLL is 2 - accuracy: lower, so better as well
-    assert study.judge(results, entropy, random, "nll") == "clearly better"
-    assert study.judge(results, random, entropy) == "clearly worse"
-    assert study.judge(results, "DPE, mutual information", random) == "not judged yet"
+    assert study.judge(results, entropy, random, "nll") == "better"
+    assert study.judge(results, random, entropy) == "worse"
+    assert study.judge(results, random, entropy, curve=True) == "worse"
+    assert study.judge(results, "DPE, mutual information", random) == "undecided"  # one pair
     write_method(tmp_path / "noisy", configs[entropy], [[0.30, 0.45], [0.32, 0.40]])
     write_method(tmp_path / "noisy", configs[random], [[0.30, 0.40], [0.32, 0.41]])
-    assert study.judge(study.load_results(tmp_path / "noisy"), entropy, random) == (
-        "within the noise"
-    )
+    assert study.judge(study.load_results(tmp_path / "noisy"), entropy, random) == "undecided"
+
+
+def test_the_curve_difference_is_the_paired_mean_over_the_rounds_both_reached(finished):
+    table = study.load_results(finished)
+    curve = study.curve_differences(table, "DPE, predictive entropy", "DPE, random")
+    # rounds at 500 and 1000 labels: the trapezoid's mean of 0.0 and +0.02
+    assert curve.to_dict() == pytest.approx({0: 0.01, 1: 0.01})

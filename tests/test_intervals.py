@@ -63,3 +63,33 @@ def test_labels_to_reach_is_the_first_size_at_or_above_the_threshold():
     assert intervals.labels_to_reach(sizes, accuracy, 0.90) == 40
     assert intervals.labels_to_reach(sizes, accuracy, 0.95) == 80
     assert math.isnan(intervals.labels_to_reach(sizes, accuracy, 0.99))
+
+
+def test_direction_reads_an_interval_in_the_metric_s_own_direction():
+    above = intervals.mean_interval([0.02, 0.03, 0.025])
+    assert intervals.direction(above) == "better"
+    assert intervals.direction(above, lower_is_better=True) == "worse"
+    assert intervals.direction(intervals.mean_interval([0.02, -0.01, 0.03])) == "undecided"
+    assert intervals.direction(intervals.mean_interval([0.5])) == "undecided"  # one pair
+
+
+def test_pairs_are_described_with_their_interval_and_signs_never_more():
+    # all three pairs above zero, but too scattered for the interval to exclude it
+    text = intervals.describe_pairs([0.01, 0.03, 0.02])
+    assert (
+        text
+        == "+0.020, 95 % interval [-0.005, +0.045]; higher in all 3 pairs: the interval holds zero"
+    )
+    assert intervals.describe_pairs([-0.02, -0.021, -0.019], lower_is_better=True).endswith(
+        "lower in all 3 pairs: better"
+    )
+    assert intervals.sign_count([0.1, -0.2, 0.3]) == "higher in 2 of 3 pairs"
+    assert intervals.sign_count([-0.1, -0.2]) == "lower in both pairs"
+    assert intervals.describe_pairs([0.07]) == "+0.070 (one pair: no interval)"
+    assert intervals.brief([0.01, 0.03, 0.02]) == "+0.020 [-0.005, +0.045], holds zero"
+
+
+def test_the_multiplicity_note_counts_chance_exclusions_and_the_exact_test_floor():
+    note = intervals.multiplicity_note(36, 3)
+    assert note.startswith("36 comparisons: with no true difference anywhere, about 1.8 of")
+    assert note.endswith("no sign or permutation test can go below p = 0.25.")

@@ -95,13 +95,16 @@ def test_an_empty_study_folder_is_refused(tmp_path):
 def test_paired_differences_compare_each_trial_with_the_plain_ensembles(study):
     table = studies.paired_differences(studies.load_results(study)).set_index(["form", "beta"])
     strong = table.loc[("exclusive", "elbo")]
+    assert strong["differences"] == pytest.approx((-0.10, -0.08))
     assert strong["mean_difference"] == pytest.approx(-0.09)
     assert strong["pairs"] == 2
     assert strong["plain_spread"] == pytest.approx(0.02)
-    assert strong["clear"]  # both pairs below, by more than the plain trials' spread
-    assert table.loc[("exclusive", "elbo*0.1"), "clear"]
+    # two pairs: t(1) = 12.71 times the standard error, so both pairs below is not enough
+    half = 12.7062 * np.std([-0.10, -0.08], ddof=1) / np.sqrt(2)
+    assert (strong["low"], strong["high"]) == pytest.approx((-0.09 - half, -0.09 + half), abs=1e-4)
+    assert strong["high"] > 0
     single = table.loc[("paper", "1e-05")]
-    assert single["pairs"] == 1 and not single["clear"]  # one pair says nothing about spread
+    assert single["pairs"] == 1 and np.isnan(single["low"])  # one pair has no interval
 
 
 def test_paired_differences_of_a_study_with_only_the_plain_ensemble_is_empty(tmp_path):
@@ -126,26 +129,27 @@ def test_one_arm_against_the_plain_ensemble_metric_by_metric(study):
     assert table.loc["ensemble_accuracy", "mean_difference"] == pytest.approx(0.05)
     assert table.loc["nll", "mean_difference"] == pytest.approx(-0.05)
     sentences = studies.describe_against_plain(table)
-    # higher accuracy and lower NLL are both improvements
-    assert sentences[0].startswith(
-        "ensemble accuracy: +0.050 ± 0.000 over 2 pair(s); a clear improvement"
+    # higher accuracy and lower NLL are both improvements; no spread, so a point interval
+    assert sentences[0] == (
+        "ensemble accuracy: +0.050, 95 % interval [+0.050, +0.050]; higher in both pairs: better."
     )
-    assert "a clear improvement" in sentences[1]
+    assert sentences[1].endswith("lower in both pairs: better.")
     worse = studies.arm_against_plain(results, "exclusive", "elbo", ("ensemble_accuracy",))
-    assert "a clear loss" in studies.describe_against_plain(worse)[0]
+    assert studies.describe_against_plain(worse)[0].endswith(
+        "lower in both pairs: the interval holds zero."
+    )
     single = studies.arm_against_plain(results, "paper", "1e-05", ("ensemble_accuracy",))
-    assert "one pair: no spread to judge it by" in studies.describe_against_plain(single)[0]
+    assert "one pair: no interval" in studies.describe_against_plain(single)[0]
     with pytest.raises(ValueError, match="no paired trials of inclusive, beta=elbo at width 8"):
         studies.arm_against_plain(results, "inclusive", "elbo", ("ensemble_accuracy",))
     assert studies.headline(table) == (
-        "DPE is clearly better than a plain ensemble on ensemble accuracy, negative "
-        "log-likelihood (2 paired trials)."
+        "DPE is better than the plain ensemble on ensemble accuracy, negative log-likelihood "
+        "(2 paired trials, 2 metrics compared)."
     )
     assert studies.headline(worse) == (
-        "DPE does not beat a plain ensemble here: it is clearly better on no metric, and clearly "
-        "worse on ensemble accuracy (2 paired trials)."
+        "no 95 % interval of DPE minus the plain ensemble excludes zero (2 paired trials, "
+        "1 metric compared)."
     )
-    assert studies.headline(single).startswith("DPE does not beat a plain ensemble here")
 
 
 def test_the_paired_trials_figure_draws_a_line_per_trial_and_the_means(study):
@@ -162,26 +166,29 @@ def test_the_paired_trials_figure_draws_a_line_per_trial_and_the_means(study):
     assert "2 paired trial(s)" in figure.get_suptitle()
 
 
-def test_the_difference_table_has_a_cell_per_arm_and_metric_with_its_spread(study):
+def test_the_difference_table_has_a_cell_per_arm_and_metric_with_its_interval(study):
     results = studies.load_results(study)
     table = studies.difference_table(results, ("ensemble_accuracy", "nll"))
     assert list(table.columns) == ["ensemble accuracy", "NLL (nats)", "pairs"]
-    assert table.loc[("exclusive", "elbo*0.1"), "ensemble accuracy"] == "+0.050 ± 0.000 clear"
-    assert table.loc[("exclusive", "elbo"), "NLL (nats)"] == "+0.090 ± 0.014 clear"
+    assert table.loc[("exclusive", "elbo*0.1"), "ensemble accuracy"] == "+0.050 [+0.050, +0.050]"
+    assert table.loc[("exclusive", "elbo"), "NLL (nats)"] == "+0.090 [-0.037, +0.217]"
     assert table.loc[("paper", "1e-05"), "ensemble accuracy"] == "+0.010"  # one pair
     assert table.loc[("paper", "1e-05"), "pairs"] == 1
+    # two arms with two pairs, two metrics; the one-pair arm has no interval to count
+    assert studies.comparisons_note(table).startswith("4 comparisons: ")
+    assert "no sign or permutation test can go below p = 0.5" in studies.comparisons_note(table)
 
 
-def test_the_clear_differences_keep_what_the_rule_compared_unrounded(study):
+def test_the_intervals_excluding_zero_are_listed_unrounded_with_their_direction(study):
     results = studies.load_results(study)
-    clear = studies.clear_differences(results, ("ensemble_accuracy", "nll"))
-    table = studies.difference_table(results, ("ensemble_accuracy", "nll"))
-    marked = sum(cell.endswith(" clear") for column in table.columns[:2] for cell in table[column])
-    assert len(clear) == marked  # a row for every cell the table marks clear, no more
-    row = clear[(clear["metric"] == "nll") & (clear["form"] == "exclusive")]
-    row = row[row["beta"] == "elbo"].iloc[0]
-    assert row["mean_difference"] == pytest.approx(0.09)
-    assert abs(row["mean_difference"]) > max(row["std_difference"], row["plain_spread"])
+    shown = studies.intervals_excluding_zero(results, ("ensemble_accuracy", "nll"))
+    # exclusive elbo*0.1 is +0.05 in both pairs (no spread): its interval excludes zero;
+    # exclusive elbo's -0.10 and -0.08 do not, with two pairs
+    assert set(zip(shown["metric"], shown["beta"], shown["reading"], strict=True)) == {
+        ("ensemble_accuracy", "elbo*0.1", "better"),
+        ("nll", "elbo*0.1", "better"),
+    }
+    assert shown["mean_difference"].iloc[0] == pytest.approx(0.05)
 
 
 def test_the_compact_summary_gives_mean_and_spread_per_arm(study):
