@@ -328,6 +328,7 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False, trial
             "finished": None,
             "wall_seconds": None,
             "epochs_trained": 0,
+            "rounds": [],  # the (trial, round) pairs this session finished
             "resumed": [],
             # a run can span sessions, commits and machines: each session says its own
             **provenance.session_environment(),
@@ -393,6 +394,7 @@ def _run_trials(
         def save_round(row, output, trial=trial):
             row["trial"] = trial
             results.save_round(out_dir, trial, row["round"], output)
+            session["rounds"].append([trial, int(row["round"])])
             if not quiet:
                 progress.write(progress.round_line(trial, len(sizes), row))
 

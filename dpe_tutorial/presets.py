@@ -91,6 +91,9 @@ PRESETS: dict[str, dict] = {
         "learning_rate": 0.05,
         "augment": True,
         "shift_samples": 0,
+        # every member's test predictions (float16, about 0.8 MB a round): a later
+        # analysis re-reads the members instead of rerunning the study
+        "member_predictions": True,
     },
     # the papers' protocol: 8 ResNet-18 members, 4k/8k/12k/16k labels (a GPU job)
     "linear-4": {
@@ -108,5 +111,6 @@ PRESETS: dict[str, dict] = {
         "augment": True,
         "mixed_precision": True,
         "eval_batch_size": 1024,
+        "member_predictions": True,
     },
 }

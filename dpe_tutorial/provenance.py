@@ -95,15 +95,33 @@ def environment(distribution: str = "none") -> dict:
 
 
 def session_environment() -> dict:
-    """What a session of a run records about where it ran: commit, machine and backend."""
+    """What a session of a run records about where it ran: commit, machine, backend, the
+    oneDNN state and the dtype policy (machines and oneDNN move results in the last digits)."""
     import keras
 
     info = machine()
+    backend = keras.backend.backend()
     return {
         "git_commit": git_commit(),
         "machine": f"{info['gpu'] or info['cpu']}, {info['cores']} cores",
-        "backend": keras.backend.backend(),
+        "backend": backend,
+        "onednn": onednn_state(backend),
+        "dtype_policy": keras.config.dtype_policy().name,
     }
+
+
+def onednn_state(backend: str) -> str | None:
+    """TensorFlow's oneDNN custom operations as this process has them; None off TensorFlow.
+
+    TensorFlow turns them on by default on x86 Linux; ``TF_ENABLE_ONEDNN_OPTS``
+    set to 0 or 1 overrides that.
+    """
+    if backend != "tensorflow":
+        return None
+    value = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    if value is None:
+        return "default (on for x86 Linux)"
+    return "off" if value.strip().lower() in ("0", "false") else "on"
 
 
 def keras_devices() -> list[str]:

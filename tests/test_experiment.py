@@ -14,7 +14,7 @@ import pytest
 
 from dpe_tutorial import experiment, results
 from dpe_tutorial.choices import DEFAULT_BETA, DEFAULT_KL_FORM
-from dpe_tutorial.config import run_slug
+from dpe_tutorial.config import preset, run_slug
 from dpe_tutorial.experiment import ExperimentConfig
 
 TINY = {
@@ -226,6 +226,10 @@ def test_the_results_folder(tiny_run):
     assert session["git_commit"] == record["environment"]["git_commit"]
     assert session["machine"].endswith(f"{os.cpu_count()} cores")
     assert session["backend"] == keras.backend.backend()
+    # the rounds it finished, its oneDNN state (TensorFlow only) and its dtype policy
+    assert session["rounds"] == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    assert (session["onednn"] is None) == (keras.backend.backend() != "tensorflow")
+    assert session["dtype_policy"] == "float32"
     first = np.load(out / "rounds" / "trial0_round0.npz")
     second = np.load(out / "rounds" / "trial0_round1.npz")
     assert len(first["labelled"]) == 30 and len(first["acquired"]) == 30
@@ -382,3 +386,24 @@ def test_steps_fix_the_updates_of_a_round_whatever_its_size():
     assert training.round_epochs(20, 128, epochs=15, steps=300) == 300  # one batch an epoch
     assert training.round_epochs(400, 128, epochs=15, steps=300) == 75  # four batches an epoch
     assert training.round_epochs(2000, 32, epochs=15, steps=100) == 2  # rounded up
+
+
+@pytest.mark.parametrize(
+    ("value", "state"),
+    [(None, "default (on for x86 Linux)"), ("0", "off"), ("1", "on"), ("false", "off")],
+)
+def test_the_onednn_state_is_read_from_the_environment(monkeypatch, value, state):
+    from dpe_tutorial import provenance
+
+    if value is None:
+        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    else:
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", value)
+    assert provenance.onednn_state("tensorflow") == state
+    assert provenance.onednn_state("jax") is None
+
+
+def test_the_cifar10_study_presets_store_every_member_s_test_predictions():
+    # later analyses re-read the members instead of rerunning a study (issue [2/6])
+    for name in ("cifar10-cpu", "linear-4"):
+        assert preset(name).member_predictions, name
