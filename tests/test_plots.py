@@ -559,3 +559,39 @@ def test_rows_put_every_run_side_by_side_with_one_legend(dpe, random_run):
     assert many.get_figwidth() == pytest.approx(palette.MAX_WIDTH)
     with pytest.raises(ValueError, match="runs is empty"):
         round_figures.reliability_row([], TEST_LABELS)
+
+
+def test_class_tilt_counts_each_trial_s_last_labelled_set_against_the_pool(dpe, random_run):
+    from dpe_tutorial import class_tilt
+
+    shares = class_tilt.last_round_shares([dpe, random_run], POOL_LABELS, CLASS_NAMES)
+    assert shares.loc[("pool", -1), CLASS_NAMES].tolist() == pytest.approx([1 / 3] * 3)
+    for run in (dpe, random_run):
+        labelled = plots.load_round(run, 0, len(SIZES) - 1)["labelled"]
+        by_hand = [np.mean(POOL_LABELS[labelled] == c) for c in range(CLASSES)]
+        row = shares.loc[(run.method, 0)]
+        assert row[CLASS_NAMES].tolist() == pytest.approx(by_hand)
+        assert row["labels"] == len(labelled) and 0 <= row["chi2_p"] <= 1
+    sentences = class_tilt.describe(shares, ("cat", "dog"))
+    assert sentences[0] == "cat and dog: 67% of the pool."
+    assert sentences[1].startswith(f"{dpe.method}: ")
+    assert "chi-square against the pool's class mix, largest p = " in sentences[1]
+    with pytest.raises(ValueError, match=r"classes \['ship'\] are not among"):
+        class_tilt.describe(shares, ("ship",))
+
+
+def test_a_labelled_set_of_one_class_is_far_from_the_pool_s_mix(monkeypatch):
+    import pandas as pd
+
+    from dpe_tutorial import class_tilt
+
+    class OneClass:  # the least a Run needs here: a method and its results' trials
+        method = "all cats"
+        results = pd.DataFrame({"trial": [0]})
+
+    labelled = np.flatnonzero(POOL_LABELS == 0)[:15]
+    monkeypatch.setattr(class_tilt, "load_round", lambda run, trial, round: {"labelled": labelled})
+    monkeypatch.setattr(class_tilt, "saved_rounds", lambda run, trial: [0])
+    shares = class_tilt.last_round_shares([OneClass()], POOL_LABELS, CLASS_NAMES)
+    assert shares.loc[("all cats", 0), "cat"] == 1.0
+    assert shares.loc[("all cats", 0), "chi2_p"] < 1e-5
