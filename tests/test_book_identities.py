@@ -2,17 +2,23 @@
 
 Chapter 2 prints the largest deviation of the mutual information from its
 definition, chapter 4 the chain-rule gradient of every penalty against finite
-differences and the spread each form prefers; the assertions they used to
-carry live here (the others are in test_acquisition, test_conjugate and test_kl).
+differences and the spread each form prefers, chapter 5 the two layouts'
+parameter counts, the order of the small CNN's regularised tensors and what
+an untrained ensemble's penalty costs per weight; the assertions they used to
+carry live here (the others are in test_acquisition, test_active, test_conjugate,
+test_ensemble, test_kl and test_models; what the chapters read off their
+trained ensembles is in test_book_findings).
 """
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 from keras import ops
 
-from dpe_tutorial import acquisition, kl
+from dpe_tutorial import acquisition, data, kl
+from dpe_tutorial.ensemble import DeepProbabilisticEnsemble
 
 
 def test_mutual_information_is_the_information_between_label_and_member():
@@ -89,3 +95,55 @@ def test_the_spread_each_form_prefers_at_a_held_mean():
     np.testing.assert_allclose(best["exclusive"], 1.0, rtol=5e-3)
     for form in ["inclusive", "paper"]:
         np.testing.assert_allclose(best[form], np.sqrt(1.0 + u**2), rtol=5e-3)
+
+
+def test_the_two_layouts_of_chapter_5_have_the_same_parameters():
+    settings = dict(n_members=3, member="small_cnn", member_kwargs={"width": 4})
+    branches = DeepProbabilisticEnsemble((8, 8, 1), 10, kl_form="exclusive", **settings)
+    grouped = DeepProbabilisticEnsemble(
+        (8, 8, 1), 10, kl_form="exclusive", layout="grouped", **settings
+    )
+    assert branches.count_params() == grouped.count_params()
+
+
+def test_the_small_cnn_regularises_its_tensors_in_the_order_chapter_5_names_them():
+    model = DeepProbabilisticEnsemble(
+        (8, 8, 1), 10, n_members=4, member="small_cnn", member_kwargs={"width": 8}
+    )
+    # conv 1 kernel, BN 1 scale, BN 1 offset, ..., conv 3 ..., dense kernel
+    kinds = [w.name.split("/")[-1] for w in model.regularised]
+    assert kinds == ["kernel", "gamma", "beta"] * 3 + ["kernel"]
+    dimensions = [len(w.member_values().shape) - 1 for w in model.regularised]
+    assert dimensions == [4, 1, 1] * 3 + [2]
+
+
+def test_an_untrained_ensemble_of_chapter_5_pays_its_sampling_noise_only():
+    """Identical copies cost the closed form at s^2 = eps; members drawn from the prior far less."""
+    identical = 0.5 * (np.log(0.01 / kl.DEFAULT_EPS) + kl.DEFAULT_EPS / 0.01 - 1)
+    copies = np.ones((3, 4), dtype="float32")
+    per_copy = float(ops.convert_to_numpy(kl.gaussian_kl(copies, 0.01, 1.0, form="exclusive")))
+    np.testing.assert_allclose(per_copy / 4, identical, rtol=1e-4)
+
+    digits = data.load_digits()
+    pixel_mean, pixel_std = data.channel_statistics(digits.train.images)
+    keras.utils.set_random_seed(1)  # the chapter's ensemble for checking the loss by hand
+    model = DeepProbabilisticEnsemble(
+        digits.train.image_shape,
+        10,
+        n_members=3,
+        member="small_cnn",
+        member_kwargs={"width": 4},
+        beta="elbo",
+        kl_form="exclusive",
+        labeled_size=len(digits.train),
+        input_mean=pixel_mean,
+        input_std=pixel_std,
+    )
+    for w in model.regularised:
+        values = w.member_values()
+        penalty = kl.gaussian_kl(values, w.prior_var, w.prior_mean, form="exclusive")
+        per_weight = float(ops.convert_to_numpy(penalty)) / int(np.prod(values.shape[1:]))
+        if w.name.endswith("kernel"):
+            assert 0.3 < per_weight < 0.7, w.name  # "about half a nat"
+        else:  # a batch-norm scale or offset
+            assert per_weight < identical / 3, w.name

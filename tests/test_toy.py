@@ -321,3 +321,21 @@ def test_active_learning_curve_runs_the_loop():
     random_table = toy.active_learning_curve(data, [10, 15], "random", seed=2, **settings)
     assert random_table["ensemble_accuracy"][0] == table["ensemble_accuracy"][0]
     assert random_table["nll"][0] == pytest.approx(table["nll"][0], rel=1e-6)
+
+
+# -- reading the toy ensemble (chapter 2) ------------------------------------
+
+
+def test_nearest_label_distance_and_where_the_disagreement_lies():
+    points = np.array([[0.0, 0.0], [3.0, 4.0]])
+    labelled = np.array([[0.0, 1.0], [3.0, 0.0]])
+    distance = toy.nearest_label_distance(points, labelled)
+    np.testing.assert_allclose(distance, [1.0, 4.0])
+    # near: members that agree on a hedge; far: members that are sure of different classes
+    probs = np.array([[[0.5, 0.5], [0.5, 0.5]], [[1.0, 0.0], [0.0, 1.0]]])
+    reading = toy.disagreement_by_distance(probs, distance)
+    assert reading == pytest.approx({"share": 0.5, "near": 0.0, "far": np.log(2)})
+    with pytest.raises(ValueError, match="shape"):
+        toy.nearest_label_distance(points, np.zeros((0, 2)))
+    with pytest.raises(ValueError, match="2 points of probs but"):
+        toy.disagreement_by_distance(probs, distance[:1])
