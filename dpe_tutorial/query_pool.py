@@ -153,6 +153,9 @@ class PoolListing:
     def why_left_out(self, path: str) -> str | None:
         """Why ``path`` is not among the pool's images, when the listing knows."""
         kind, detail = self.skipped.get(path, (None, ""))
+        unreadable = dict(self.broken).get(path)
+        if unreadable:
+            return unreadable
         if kind == HIDDEN:
             return "it is hidden (its name or a folder's starts with '.'); hidden files are skipped"
         if kind == NOT_IMAGE:

@@ -91,6 +91,8 @@ def test_unreadable_images_are_named_at_once_or_skipped_and_listed(messy):
     assert "bad1.png" in message and "bad2.png" in message and "dangling.png" in message
     assert message.count("cannot ") == 3 + 1 and "; and 2 more;" in message
     assert "--skip-unreadable" in message and "\n" not in message
+    listing = query_pool.list_pool(messy)  # a label for a dangling link says so
+    assert listing.why_left_out("dangling.png").startswith("cannot read image")
     pool = query_pool.read_pool(messy, image_size=8, skip_unreadable=True)
     assert [path for path, _ in pool.unreadable] == [
         "bad1.png", "bad2.png", "dangling.png", "sub/bad3.jpg", "z/bad4.png",
