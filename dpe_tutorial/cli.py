@@ -7,7 +7,9 @@
     dpe-tutorial [--debug] plot RUN_DIR... --out FILE [--metric NAME]
     dpe-tutorial [--debug] query --pool PATH --labels LABELS.csv --k N --out DIR
                              [--preset NAME | --config FILE] [--set key=value ...]
-                             [--image-size PIXELS] [--classes A,B,...] [--quiet]
+                             [--image-size PIXELS] [--classes A,B,...] [--eval CSV]
+                             [--predictions] [--skip-unreadable] [--quiet]
+    dpe-tutorial [--debug] merge-labels SUGGESTIONS.csv LABELS.csv [--pool PATH]
 
 Every error ends with exit code 2 and one line that names the file or field
 and says what to do: bad input (an unknown preset or field, a bad --set or
@@ -15,14 +17,18 @@ config file, a budget larger than the pool, missing or corrupt data, an
 output folder that holds another run or other data, or that another run is
 using), diverged training, and any OSError (a full disk, a path through a
 file). ``--debug`` (or ``DPE_DEBUG=1``) adds the traceback. Ctrl-C ends with
-exit code 130 and SIGTERM with 143, each saying that rerunning the same
-command resumes. An existing results folder of the same config is resumed,
-never overwritten.
+exit code 130 and SIGTERM with 143, each saying what rerunning the same
+command does: ``run`` resumes (an existing results folder of the same config
+is resumed, never overwritten); ``query`` starts over.
 
-Commands that do not train (``presets``, ``fields``, ``plot``, ``--help``,
-a config that fails its checks) import no Keras backend. TensorFlow's C++
-logging below warnings is silenced (``TF_CPP_MIN_LOG_LEVEL=2``) unless
-``--verbose`` or ``--debug`` is given or the variable is already set.
+Commands that do not train (``presets``, ``fields``, ``plot``,
+``merge-labels``, ``--help``) and every input error (a config that fails its
+checks; a query's missing folder, bad labels or held-out file) import no Keras
+backend. TensorFlow's C++ logging below warnings is silenced
+(``TF_CPP_MIN_LOG_LEVEL=2``, and its import-time notices, which that variable
+misses, are dropped) unless ``--verbose`` or ``--debug`` is given or the
+variable is already set; then each notice shows once. ``--quiet`` drops them
+always.
 """
 
 from __future__ import annotations
@@ -70,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     args.quiet_backend = not (args.verbose or debug or "TF_CPP_MIN_LOG_LEVEL" in os.environ)
     if args.quiet_backend:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # read when TensorFlow is imported
+    from . import tracing
+
+    tracing.keep_backend_notices(not (args.quiet_backend or getattr(args, "quiet", False)))
     with _Interrupts() as interrupts:
         try:
             return args.handler(args)
@@ -79,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
             terminated = isinstance(interrupt, Terminated)
             name = "terminated (SIGTERM)" if terminated else "interrupted"
-            print(f"dpe-tutorial: {name}; rerun the same command to resume", file=sys.stderr)
+            rerun = getattr(args, "rerun", "rerun the same command to resume")
+            print(f"dpe-tutorial: {name}; {rerun}", file=sys.stderr)
             return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
         except Exception as error:
             if debug:
@@ -189,6 +199,9 @@ def _run(args) -> int:
     config = preset(args.preset) if args.preset else ExperimentConfig.from_yaml(args.config)
     config = config.with_overrides(args.set or [])
     _quiet_python_logging(args)
+    from . import tracing
+
+    tracing.import_keras()  # its import-time notices once, or not at all
     from .experiment import run_experiment
 
     start = time.perf_counter()
@@ -277,11 +290,34 @@ def _query(args) -> int:
         image_size=args.image_size,
         classes=classes,
         quiet=args.quiet,
+        skip_unreadable=args.skip_unreadable,
+        eval_csv=args.eval,
+        predictions=args.predictions,
+        report=print,
     )
     print(table.head(10).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     out = Path(args.out)
-    print(f"wrote {out / query.SUGGESTIONS} ({len(table)} rows), {out / query.CONTACT_SHEET},")
+    extra = f", {out / query.PREDICTIONS}" if args.predictions else ""
+    print(
+        f"wrote {out / query.SUGGESTIONS} ({len(table)} rows), {out / query.CONTACT_SHEET}{extra},"
+    )
     print(f"      {out / query.MODEL} and {out / query.CONFIG}")
+    print(
+        f"next: fill in the label column of {out / query.SUGGESTIONS}, then "
+        f"`dpe-tutorial merge-labels {out / query.SUGGESTIONS} {args.labels}`"
+    )
+    return 0
+
+
+def _merge_labels(args) -> int:
+    from .merge_labels import merge_labels
+
+    merged = merge_labels(args.suggestions, args.labels, args.pool)
+    print(
+        f"merged {merged.added} label(s) from {args.suggestions} into {args.labels} "
+        f"({merged.total} rows now); {merged.blank} row(s) left blank were skipped; "
+        f"{merged.already} were there already"
+    )
     return 0
 
 
@@ -370,15 +406,17 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Train a deep probabilistic ensemble on the labelled images of a pool and rank "
             "its unlabelled images by the config's acquisition score. Writes "
-            "suggestions.csv (rank,path,score,predicted,probability), suggestions.png "
-            "(a contact sheet), model.keras and config.json into --out."
+            "suggestions.csv (rank,path,score,predicted,probability,label: fill in the label "
+            "column, then run merge-labels), suggestions.png (a contact sheet), model.keras "
+            "and config.json into --out."
         ),
     )
     query.add_argument(
         "--pool",
         required=True,
-        help="a folder (searched recursively) or a zip of .png/.jpg/.jpeg images of any size "
-        "and mode; each is converted to RGB and resized to --image-size (decoded once, cached)",
+        help="a folder (searched recursively) or a zip of .png/.jpg/.jpeg/.bmp/.gif/.tif/.webp "
+        "images of any size; each is converted to RGB and resized to --image-size (decoded "
+        "once, cached)",
     )
     query.add_argument(
         "--labels",
@@ -409,8 +447,49 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated class names, in order (default: the distinct labels, sorted); "
         "each needs at least 1 labelled image",
     )
+    query.add_argument(
+        "--eval",
+        metavar="CSV",
+        help="held-out images to measure the trained ensemble on: a path,label CSV, paths "
+        "relative to its folder, outside the pool; prints accuracy, NLL and ECE",
+    )
+    query.add_argument(
+        "--predictions",
+        action="store_true",
+        help="also write predictions.csv: path,label,predicted,probability,score of every "
+        "pool image (pre-labels for a labelling tool)",
+    )
+    query.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="leave images that cannot be read out of the pool, listing each, instead of "
+        "stopping (the error names them all)",
+    )
     query.add_argument("--quiet", action="store_true", help="no progress bars")
-    query.set_defaults(handler=_query)
+    query.set_defaults(
+        handler=_query,
+        rerun="a query does not resume: rerunning the same command starts it over",
+    )
+
+    merge = commands.add_parser(
+        "merge-labels",
+        parents=[after],
+        help="add the labels filled into a query's suggestions.csv to the labels file",
+        description=(
+            "Append the rows of SUGGESTIONS whose label column is filled in to LABELS "
+            "(path,label). Blank rows are skipped and counted; a path outside the pool or "
+            "labelled differently in the two files stops the merge, and LABELS is left as it "
+            "was. LABELS is rewritten atomically, its earlier lines unchanged."
+        ),
+    )
+    merge.add_argument("suggestions", metavar="SUGGESTIONS", help="a filled-in suggestions.csv")
+    merge.add_argument("labels", metavar="LABELS", help="the labels CSV the query read")
+    merge.add_argument(
+        "--pool",
+        help="the pool the paths are relative to (default: the one recorded in the "
+        "config.json beside SUGGESTIONS)",
+    )
+    merge.set_defaults(handler=_merge_labels, rerun="nothing was changed")
     return parser
 
 

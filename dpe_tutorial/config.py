@@ -294,9 +294,7 @@ def preset(name: str) -> ExperimentConfig:
     try:
         return ExperimentConfig.from_dict(PRESETS[name])
     except KeyError:
-        raise ValueError(
-            f"unknown preset {name!r}; valid presets are {', '.join(PRESETS)}"
-        ) from None
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
 
 
 # shown even where the presets agree: they set neither, and they define the method

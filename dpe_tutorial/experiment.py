@@ -76,7 +76,8 @@ class EnsembleLearner(active.Learner):
     after any epoch that ends ``checkpoint_interval`` seconds or more after the
     last save (a full-size ensemble's state is large; a stop loses at most
     that much training), and ``fit`` starts from what it finds. ``where``
-    names the round in messages; ``session`` (a dict) counts the epochs
+    names the round in messages, ``diverged`` says what divergence leaves
+    and leads into what to change; ``session`` (a dict) counts the epochs
     trained and the resumed rounds for ``config.json``; ``on_save`` is called
     after each epoch save (to record the session's progress with it).
     """
@@ -93,6 +94,7 @@ class EnsembleLearner(active.Learner):
         seed: int = 0,
         epoch_checkpoint=None,
         where: str = "this round",
+        diverged: str = "no row was saved for it. Rerun into a new output folder with",
         session: dict | None = None,
         on_save: Callable[[], None] | None = None,
     ):
@@ -103,7 +105,7 @@ class EnsembleLearner(active.Learner):
         self.quiet = quiet
         self.seed = int(seed)
         self.epoch_checkpoint = None if epoch_checkpoint is None else Path(epoch_checkpoint)
-        self.where = where
+        self.where, self.diverged = where, diverged
         self.session = session
         self.on_save = on_save
         self.model = None
@@ -157,8 +159,8 @@ class EnsembleLearner(active.Learner):
         if not np.isfinite(probs).all():
             raise active.TrainingDiverged(
                 f"training diverged in {self.where}: after epoch {self.epochs} of "
-                f"{self.epochs} its predictions contain NaN or inf; no row was saved "
-                f"for it. {self._what_to_change()}"
+                f"{self.epochs} its predictions contain NaN or inf; {self.diverged} "
+                f"{self._what_to_change()}"
             )
         return probs
 
@@ -222,7 +224,7 @@ class EnsembleLearner(active.Learner):
     def _divergence_message(self, epoch: int, loss: float) -> str:
         return (
             f"training diverged in {self.where}, epoch {epoch} of {self.epochs} "
-            f"(loss {loss}); no row was saved for it. {self._what_to_change()}"
+            f"(loss {loss}); {self.diverged} {self._what_to_change()}"
         )
 
     def _what_to_change(self) -> str:
@@ -230,7 +232,7 @@ class EnsembleLearner(active.Learner):
         change = f"a lower learning_rate (now {c.learning_rate:g})"
         if c.beta != 0:
             change += f" or a smaller beta (now {beta_label(c.beta)})"
-        return f"Rerun into a new output folder with {change}"
+        return change
 
 
 class EpochOrder(keras.utils.PyDataset):

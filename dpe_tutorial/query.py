@@ -5,68 +5,68 @@ deep probabilistic ensemble on the images you have labelled, scores every
 image you have not with the config's acquisition score, and writes into
 ``out``:
 
-- ``suggestions.csv``: ``rank,path,score,predicted,probability``, rank 1 to
-  label first (scores never increase down the table), with the ensemble's
-  predicted class and its mean probability;
+- ``suggestions.csv``: ``rank,path,score,predicted,probability,label``, rank 1
+  to label first (scores never increase down the table), with the ensemble's
+  predicted class and its mean probability, and an empty ``label`` column to
+  fill in (``dpe-tutorial merge-labels`` adds the filled rows to the labels);
 - ``suggestions.png``: a contact sheet of the top suggestions and their scores;
+- ``predictions.csv`` (with ``predictions=True``): ``path,label,predicted,
+  probability,score`` for every readable pool image, labelled ones included;
 - ``model.keras``: the trained ensemble (``load_model(out)`` reads it back);
-- ``config.json``: the config, the classes, what was read (with hashes) and
-  provenance (versions, backend, device, git commit).
+- ``config.json``: the config, the classes, what was read (with hashes), the
+  held-out metrics (with ``eval_csv``) and provenance (versions, backend,
+  device, git commit). It is written last: a folder without it holds an
+  interrupted query's files.
 
-The pool is a folder (searched recursively) or a zip of ``.png``, ``.jpg`` or
-``.jpeg`` images of any size and mode: each is converted to RGB and resized
-to ``image_size`` x ``image_size`` pixels (default 32, stretched to a square,
-not cropped), decoded once and cached like :func:`data.load_image_folder`
-caches (under :func:`data.default_cache_dir`, keyed by the pool's listing or
-the zip's sha256 and the size). The labels file is a CSV with the columns
-``path,label``, paths relative to the pool root with ``/`` separators (for a
-zip, as stored in it); the classes are its distinct labels (or ``classes``),
-and every image not in it is unlabelled.
-
-Every input is checked before anything is trained, and each problem raises a
-ValueError (or FileNotFoundError) that names the file, line or field. An
-``out`` folder that holds anything but an earlier query's files is refused;
-an earlier query's files are replaced. Every file is written atomically.
-The config fields about a simulated experiment (``dataset``, ``data_path``,
-``train_subset``, ``test_subset``, ``schedule``, ``budget``, ``trials``,
-``shift_samples``) are not used here.
+The pool and what is read from it: :mod:`~dpe_tutorial.query_pool`; the
+labels file and a held-out file (``eval_csv``, whose images are measured on,
+never trained on): :mod:`~dpe_tutorial.query_labels`. Every input is checked
+before a Keras backend is imported, and each problem raises a ValueError (or
+FileNotFoundError) that names the file, line or field. An ``out`` folder that
+holds anything but an earlier query's files is refused; an earlier query's
+files are replaced. Every file is written atomically. The config fields about
+a simulated experiment (``dataset``, ``data_path``, ``train_subset``,
+``test_subset``, ``schedule``, ``budget``, ``trials``, ``shift_samples``) are
+not used here.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 import json
 import os
-import posixpath
 import tempfile
 import time
-import zipfile
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
-from . import acquisition, data, lock, provenance
-from .data import imagefolders
+from . import acquisition, data, lock, provenance, query_labels, tracing
+from .contact_sheet import MOST_SHOWN, save_contact_sheet
 from .files import atomic_write
+from .query_labels import Labels, read_labels
+from .query_pool import (  # noqa: F401  (Pool and read_pool: part of this module's API)
+    DEFAULT_IMAGE_SIZE,
+    Pool,
+    check_image_size,
+    check_unreadable,
+    list_pool,
+    read_pool,
+    summary_line,
+)
 
-DEFAULT_IMAGE_SIZE = 32
 DEFAULT_PRESET = "few-labels"  # the few-labels recipe (results/mnist-recipe)
 KIND = "dpe-tutorial query"
 SUGGESTIONS = "suggestions.csv"
 CONTACT_SHEET = "suggestions.png"
+PREDICTIONS = "predictions.csv"
 MODEL = "model.keras"
 CONFIG = "config.json"
-OUTPUT_FILES = (SUGGESTIONS, CONTACT_SHEET, MODEL, CONFIG)
-COLUMNS = ("rank", "path", "score", "predicted", "probability")
-CONTACT_SHEET_MAX = 40  # images on the contact sheet at most
-POOL_CACHE_FORMAT = 1  # bumped whenever the cached arrays would change
+OUTPUT_FILES = (SUGGESTIONS, CONTACT_SHEET, PREDICTIONS, MODEL, CONFIG)
+COLUMNS = ("rank", "path", "score", "predicted", "probability", "label")
+PREDICTION_COLUMNS = ("path", "label", "predicted", "probability", "score")
 UNUSED_FIELDS = (
     "dataset",
     "data_path",
@@ -77,203 +77,6 @@ UNUSED_FIELDS = (
     "trials",
     "shift_samples",
 )
-
-
-# --------------------------------------------------------------------------- the pool
-
-
-@dataclass(frozen=True, eq=False)
-class Pool:
-    """Every image of a pool: ``paths`` relative to its root, ``images`` uint8 (n, s, s, 3)."""
-
-    root: Path
-    paths: tuple[str, ...]
-    images: np.ndarray
-    provenance: str
-
-    def index(self) -> dict[str, int]:
-        return {path: i for i, path in enumerate(self.paths)}
-
-
-class _Listing:
-    """The image files of a pool folder or zip, without decoding them.
-
-    The folder walk, the zip reading, the cache key and the decoding with its
-    error messages are :mod:`data`'s image-folder code, reused.
-    """
-
-    def __init__(self, pool):
-        self.root = Path(pool)
-        self.source = imagefolders.open_tree(self.root, "pool", "images")
-        with self.source:
-            files, _ = self.source.entries()
-        self.parts = sorted(parts for parts in files if imagefolders.is_image(parts))
-        self.paths = tuple("/".join(parts) for parts in self.parts)
-        if not self.paths:
-            raise ValueError(
-                f"pool {self.root} holds no images ({', '.join(data.IMAGE_EXTENSIONS)})"
-            )
-
-    def read(self, image_size: int, cache_dir=None) -> Pool:
-        key = self.source.cache_key()
-        where = f"pool {self.root.name} ({self.source.key_kind} {key})"
-        cache = Path(cache_dir if cache_dir is not None else data.default_cache_dir()) / (
-            f"query-pool-{key}-{image_size}px-v{POOL_CACHE_FORMAT}.npz"
-        )
-        images = _read_cache(cache, self.paths, image_size)
-        if images is None:
-            images = self._decode(image_size)
-            _write_cache(cache, self.paths, images)
-        return Pool(self.root, self.paths, images, f"{where}, {image_size}x{image_size} RGB")
-
-    def _decode(self, image_size: int) -> np.ndarray:
-        images = np.empty((len(self.parts), image_size, image_size, 3), dtype=np.uint8)
-        with self.source:
-            for i, parts in enumerate(self.parts):
-                name = self.source.describe(parts)
-                try:
-                    blob = self.source.read(parts)
-                except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
-                    raise ValueError(f"cannot read image {name}: {exc}") from exc
-                pixels = imagefolders.decode_image(blob, name)  # names the file when it fails
-                image = Image.fromarray(pixels).convert("RGB")
-                if image.size != (image_size, image_size):
-                    image = image.resize((image_size, image_size), Image.Resampling.LANCZOS)
-                images[i] = np.asarray(image)
-        return images
-
-
-def read_pool(pool, image_size: int = DEFAULT_IMAGE_SIZE, cache_dir=None) -> Pool:
-    """The images of a pool folder or zip, RGB, ``image_size`` square, decoded once and cached."""
-    _check_image_size(image_size)
-    return _Listing(pool).read(image_size, cache_dir)
-
-
-def _read_cache(file: Path, paths: tuple[str, ...], image_size: int) -> np.ndarray | None:
-    if not file.is_file():
-        return None
-    try:
-        with np.load(file, allow_pickle=False) as stored:
-            images = stored["images"]
-            if tuple(str(p) for p in stored["paths"]) == paths and images.shape == (
-                len(paths),
-                image_size,
-                image_size,
-                3,
-            ):
-                return images
-    except Exception:  # a corrupt cache is rebuilt, never fatal
-        pass
-    return None
-
-
-def _write_cache(file: Path, paths: tuple[str, ...], images: np.ndarray) -> None:
-    arrays = {"paths": np.array(paths, dtype=str), "images": images}
-    try:
-        atomic_write(file, lambda handle: np.savez(handle, **arrays))
-    except OSError:  # no cache is slower, not wrong
-        pass
-
-
-def _check_image_size(image_size) -> None:
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
-        raise ValueError(f"image_size must be a whole number of pixels, got {image_size!r}")
-    if not 8 <= image_size <= 512:
-        raise ValueError(f"image_size must be between 8 and 512 pixels, got {image_size}")
-
-
-# --------------------------------------------------------------------------- the labels
-
-
-@dataclass(frozen=True)
-class Labels:
-    """The labelled paths in file order, their class indices and the class names."""
-
-    paths: tuple[str, ...]
-    labels: np.ndarray
-    class_names: tuple[str, ...]
-
-
-def read_labels(labels_csv, pool_paths, classes=None) -> Labels:
-    """The ``path,label`` CSV checked against the pool's paths; ValueError names the line.
-
-    The classes are the sorted distinct labels, or ``classes`` in its order;
-    there must be at least 2, each with at least one labelled image.
-    """
-    file = Path(labels_csv)
-    if not file.is_file():
-        what = "is a folder" if file.is_dir() else "does not exist"
-        raise FileNotFoundError(f"labels file {file} {what}; give a CSV with columns path,label")
-    try:
-        text = file.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValueError(f"labels file {file} is not UTF-8 text; give a CSV") from None
-    rows = csv.reader(io.StringIO(text))
-    header = [name.strip() for name in next(rows, [])]
-    if "path" not in header or "label" not in header:
-        raise ValueError(
-            f"labels file {file} must have the columns path,label in its first line; "
-            f"it has {header}"
-        )
-    path_at, label_at = header.index("path"), header.index("label")
-    in_pool = set(pool_paths)
-    seen: dict[str, int] = {}
-    paths, names = [], []
-    for line, row in enumerate(rows, start=2):
-        if not any(cell.strip() for cell in row):
-            continue  # a blank line
-        cells = row + [""] * (len(header) - len(row))
-        path, label = _normal_path(cells[path_at]), cells[label_at].strip()
-        where = f"labels file {file} line {line}"
-        if not path:
-            raise ValueError(f"{where}: the path is empty")
-        if path not in in_pool:
-            raise ValueError(
-                f"{where}: {path!r} is not an image in the pool (paths are relative to the "
-                f"pool's root, such as {next(iter(sorted(in_pool)))!r})"
-            )
-        if path in seen:
-            raise ValueError(
-                f"{where}: {path!r} is labelled twice (lines {seen[path]} and {line}); keep one"
-            )
-        if not label:
-            raise ValueError(f"{where}: the label of {path!r} is empty; give it a class")
-        seen[path] = line
-        paths.append(path)
-        names.append(label)
-    found = sorted(set(names))
-    if classes is None:
-        class_names = tuple(found)
-    else:
-        class_names = tuple(str(c).strip() for c in classes)
-        if len(set(class_names)) != len(class_names) or not all(class_names):
-            raise ValueError(f"classes must be distinct non-empty names, got {list(classes)}")
-        unknown = sorted(set(found) - set(class_names))
-        if unknown:
-            raise ValueError(
-                f"labels file {file} uses label(s) {unknown} that are not among the classes "
-                f"{list(class_names)}"
-            )
-    if len(class_names) < 2:
-        raise ValueError(
-            f"labels file {file} has {len(class_names)} class(es) {list(class_names)}; "
-            "label images of at least 2 classes"
-        )
-    empty = [name for name in class_names if name not in set(found)]
-    if empty:
-        raise ValueError(
-            f"class(es) {empty} have no labelled image in {file}; label at least 1 image "
-            "of each class"
-        )
-    index = {name: i for i, name in enumerate(class_names)}
-    return Labels(tuple(paths), np.array([index[n] for n in names], np.int64), class_names)
-
-
-def _normal_path(text: str) -> str:
-    path = text.strip().replace("\\", "/")
-    if not path:
-        return ""
-    return posixpath.normpath(path).removeprefix("./")
 
 
 # --------------------------------------------------------------------------- the output folder
@@ -317,23 +120,32 @@ def _ours_in_passing(name: str) -> bool:
 
 
 def resolve_config(config=None, overrides=()):
-    """An ExperimentConfig from one, a preset name, a YAML path or None (the few-labels preset)."""
-    from . import experiment
+    """An ExperimentConfig from one, a preset name, a YAML path or None (the few-labels preset).
+
+    Imports no Keras backend: a bad preset, file or field is answered at once.
+    """
+    from . import config as configs
 
     if config is None:
-        config = experiment.preset(DEFAULT_PRESET)
-    elif isinstance(config, str) and config in experiment.PRESETS:
-        config = experiment.preset(config)
+        config = configs.preset(DEFAULT_PRESET)
+    elif isinstance(config, str) and config in configs.PRESETS:
+        config = configs.preset(config)
+    elif isinstance(config, str) and not _looks_like_a_file(config):
+        configs.preset(config)  # raises: unknown preset NAME; choose one of ...
     elif isinstance(config, (str, os.PathLike)):
-        config = experiment.ExperimentConfig.from_yaml(config)
+        config = configs.ExperimentConfig.from_yaml(config)
     elif isinstance(config, dict):
-        config = experiment.ExperimentConfig.from_dict(config)
-    elif not isinstance(config, experiment.ExperimentConfig):
+        config = configs.ExperimentConfig.from_dict(config)
+    elif not isinstance(config, configs.ExperimentConfig):
         raise ValueError(
             "config must be an ExperimentConfig, a dict of fields, a preset name or a YAML "
             f"file, got {type(config).__name__}"
         )
     return config.with_overrides(list(overrides)) if overrides else config
+
+
+def _looks_like_a_file(name: str) -> bool:
+    return name.lower().endswith((".yaml", ".yml")) or "/" in name or os.path.exists(name)
 
 
 def suggest(
@@ -347,48 +159,97 @@ def suggest(
     classes=None,
     cache_dir=None,
     quiet: bool = True,
+    skip_unreadable: bool = False,
+    eval_csv=None,
+    predictions: bool = False,
+    report=None,
 ) -> pd.DataFrame:
     """Train a DPE on the labelled images of ``pool`` and rank its unlabelled ones; see module.
 
     ``config`` is an :class:`~dpe_tutorial.experiment.ExperimentConfig`, a
-    preset name, a YAML file or None (the ``few-labels`` preset). Returns the
-    suggestions table that is also written to ``out/suggestions.csv``.
+    preset name, a YAML file or None (the ``few-labels`` preset). Unreadable
+    images stop the query, all named in one error, unless ``skip_unreadable``
+    leaves them out. ``eval_csv`` (``path,label``, paths relative to its
+    folder, outside the pool) is measured on; ``predictions`` writes
+    ``predictions.csv``. ``report`` (such as ``print``) is given one line for
+    what was read, one per skipped unreadable image and one for the held-out
+    metrics. Returns the table also written to ``out/suggestions.csv``.
     """
     start = time.perf_counter()
+    report = report or (lambda line: None)
     config = resolve_config(config)
-    _check_image_size(image_size)
+    check_image_size(image_size)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a whole number >= 1, got {k!r}")
     out = Path(out)
-    listing = _Listing(pool)
+    listing = list_pool(pool)
     _check_out(out, listing.root)
-    labels = read_labels(labels_csv, listing.paths, classes)
-    n_unlabelled = len(listing.paths) - len(labels.paths)
+    labels = read_labels(labels_csv, listing.paths, classes, listing)
+    held_rows = None
+    if eval_csv is not None:
+        held_rows = query_labels.check_held_out(eval_csv, labels.class_names, listing.root)
+    images = listing.read(image_size, cache_dir)  # every image decoded (or cached)
+    check_unreadable(images.unreadable, f"pool {listing.root}", skip_unreadable)
+    query_labels.check_labelled_readable(labels, images, labels_csv)
+    n_unlabelled = len(images.paths) - len(labels.paths)
     if k > n_unlabelled:
         raise ValueError(
             f"k ({k}) is larger than the unlabelled pool: {n_unlabelled} of the pool's "
-            f"{len(listing.paths)} images are unlabelled"
+            f"{len(images.paths)} readable images are unlabelled"
         )
-    images = listing.read(image_size, cache_dir)  # every image decoded: unreadable ones fail here
+    held_out = None
+    if held_rows is not None:
+        held_out = query_labels.read_held_out(
+            eval_csv, held_rows, labels.class_names, image_size, skip_unreadable
+        )
+    report(summary_line(listing, images, len(labels.paths)))
+    for _, reason in (*images.unreadable, *(held_out.unreadable if held_out else ())):
+        report(f"skipped unreadable image: {reason}")
     out.mkdir(parents=True, exist_ok=True)
     with lock.hold(out):
         _check_out(out, listing.root)  # again, now that no other query can write here
-        table, model = _train_and_rank(images, labels, k, config, quiet)
-        _write_model(model, out / MODEL)
+        ranked = _train_and_rank(images, labels, k, config, quiet, out, held_out, predictions)
+        # the record goes first and comes back last: an interrupted write leaves no record
+        # that describes files of another query
+        (out / CONFIG).unlink(missing_ok=True)
+        _write_model(ranked.model, out / MODEL)
+        table = ranked.table
         atomic_write(out / SUGGESTIONS, table.to_csv(index=False, float_format="%.6g"))
-        shown = table.head(CONTACT_SHEET_MAX)
+        shown = table.head(MOST_SHOWN)
         pixels = images.images[[images.index()[p] for p in shown["path"]]]
-        _save_contact_sheet(pixels, shown, out / CONTACT_SHEET, len(table))
+        save_contact_sheet(pixels, shown, out / CONTACT_SHEET, len(table))
+        if ranked.predictions is not None:
+            text = ranked.predictions.to_csv(index=False, float_format="%.6g")
+            atomic_write(out / PREDICTIONS, text)
+        else:  # an earlier query's, which would no longer match
+            (out / PREDICTIONS).unlink(missing_ok=True)
         record = _record(config, listing, images, labels, Path(labels_csv), k, image_size)
+        record["held_out"] = ranked.held_out
         record["seconds"] = round(time.perf_counter() - start, 1)
         atomic_write(out / CONFIG, json.dumps(record, indent=2, default=str) + "\n")
+    if ranked.held_out is not None:
+        report(held_out_line(ranked.held_out))
     return table
 
 
-def _train_and_rank(pool: Pool, labels: Labels, k: int, config, quiet: bool):
-    import keras
+def held_out_line(metrics: dict) -> str:
+    return (
+        f"held-out {metrics['file']} ({metrics['images']} images): accuracy "
+        f"{metrics['accuracy']:.3f}, NLL {metrics['nll']:.3f}, ECE {metrics['ece']:.3f}"
+    )
 
-    from . import experiment
+
+class _Ranked:
+    def __init__(self, table, model, predictions=None, held_out=None):
+        self.table, self.model = table, model
+        self.predictions, self.held_out = predictions, held_out
+
+
+def _train_and_rank(pool: Pool, labels: Labels, k, config, quiet, out, held_out, predictions):
+    keras = tracing.import_keras()  # TensorFlow's import-time notices filtered
+    tracing.silence_retracing_warning()
+
+    from . import experiment, metrics
 
     index = pool.index()
     labelled = np.array([index[p] for p in labels.paths], dtype=np.int64)
@@ -406,6 +267,7 @@ def _train_and_rank(pool: Pool, labels: Labels, k: int, config, quiet: bool):
         quiet,
         seed=config.seed,
         where="this query",
+        diverged=f"nothing was written to {out}. Rerun the query with",
     )
     learner.fit(train, labels.labels)
     probs = learner.predict_members(pool.images[unlabelled])
@@ -424,9 +286,43 @@ def _train_and_rank(pool: Pool, labels: Labels, k: int, config, quiet: bool):
             "score": scores[chosen],
             "predicted": [labels.class_names[c] for c in predicted],
             "probability": mean_probs[np.arange(k), predicted].astype(np.float64),
+            "label": "",  # filled in by the person who labels
         }
     )
-    return table, learner.model
+    ranked = _Ranked(table, learner.model)
+    if predictions:
+        labelled_probs = learner.predict_members(pool.images[labelled])
+        ranked.predictions = _predictions(
+            pool, labels, labelled, unlabelled, labelled_probs, probs, scores
+        )
+    if held_out is not None:
+        measured = metrics.evaluate(learner.predict_members(held_out.images), held_out.labels)
+        ranked.held_out = {
+            "file": str(held_out.file),
+            "images": len(held_out.paths),
+            "accuracy": measured["ensemble_accuracy"],
+            "nll": measured["nll"],
+            "ece": measured["ece"],
+            "skipped_unreadable": [path for path, _ in held_out.unreadable],
+        }
+    return ranked
+
+
+def _predictions(pool, labels, labelled, unlabelled, labelled_probs, probs, scores):
+    """Every readable pool image: its label if any, the prediction, its probability, its score."""
+    order = np.concatenate([labelled, unlabelled])
+    mean = np.concatenate([labelled_probs, probs]).mean(axis=1)
+    table = pd.DataFrame(
+        {
+            "path": [pool.paths[i] for i in order],
+            "label": [labels.class_names[c] for c in labels.labels] + [""] * len(unlabelled),
+            "predicted": [labels.class_names[c] for c in mean.argmax(axis=1)],
+            "probability": mean.max(axis=1).astype(np.float64),
+            # the acquisition scores the candidates only: a labelled image has none
+            "score": np.concatenate([np.full(len(labelled), np.nan), scores]),
+        }
+    )
+    return table.sort_values("path", kind="stable").reset_index(drop=True)
 
 
 def _write_model(model, path: Path) -> None:
@@ -442,8 +338,11 @@ def load_model(out):
 
     ``model.predict_members(images)`` takes uint8 images of the query's
     ``image_size`` (``read_pool`` makes them) and returns member probabilities.
+    TensorFlow's retracing warning, which loading models in a loop would
+    bring, is dropped (:func:`tracing.silence_retracing_warning`).
     """
-    import keras
+    keras = tracing.import_keras()
+    tracing.silence_retracing_warning()
 
     from . import ensemble  # noqa: F401  registers DeepProbabilisticEnsemble for loading
 
@@ -454,7 +353,7 @@ def load_model(out):
     return keras.models.load_model(out / MODEL), tuple(record["classes"])
 
 
-def _record(config, listing: _Listing, pool: Pool, labels: Labels, labels_csv, k, image_size):
+def _record(config, listing, pool: Pool, labels: Labels, labels_csv, k, image_size):
     counts = np.bincount(labels.labels, minlength=len(labels.class_names))
     return {
         "kind": KIND,
@@ -462,6 +361,8 @@ def _record(config, listing: _Listing, pool: Pool, labels: Labels, labels_csv, k
         "pool": str(listing.root.resolve()),
         "pool_provenance": pool.provenance,
         "pool_images": len(pool.paths),
+        "read": summary_line(listing, pool, len(labels.paths)),
+        "skipped_unreadable": [path for path, _ in pool.unreadable],
         "labels_file": str(labels_csv.resolve()),
         "labels_sha256": hashlib.sha256(labels_csv.read_bytes()).hexdigest(),
         "classes": list(labels.class_names),
@@ -475,27 +376,3 @@ def _record(config, listing: _Listing, pool: Pool, labels: Labels, labels_csv, k
         "files": {"suggestions": SUGGESTIONS, "contact_sheet": CONTACT_SHEET, "model": MODEL},
         "environment": provenance.environment(),
     }
-
-
-def _save_contact_sheet(images: np.ndarray, table: pd.DataFrame, path: Path, total: int) -> None:
-    from matplotlib.figure import Figure
-
-    from .plots import save_figure
-
-    n = len(table)
-    # four across: the sheet is the width of the book's text column, so its captions read
-    # at about body-text size there and on a screen
-    columns = min(4, n)
-    rows = -(-n // columns)
-    figure = Figure(figsize=(1.75 * columns, 2.2 * rows + 0.4), layout="constrained")
-    for i, row in enumerate(table.itertuples(index=False)):
-        axes = figure.add_subplot(rows, columns, i + 1)
-        axes.imshow(images[i], interpolation="nearest")
-        axes.set_xticks([])
-        axes.set_yticks([])
-        axes.set_title(f"#{row.rank}  score {row.score:.3f}", fontsize=9)
-        name = row.path if len(row.path) <= 22 else "…" + row.path[-21:]
-        axes.set_xlabel(f"{name}\n{row.predicted} {row.probability:.0%}", fontsize=8.5)
-    shown = f"top {n} of {total}" if n < total else f"all {n}"
-    figure.suptitle(f"Label these next ({shown}): score; path, predicted class and its probability")
-    save_figure(figure, path)

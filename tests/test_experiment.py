@@ -59,7 +59,7 @@ def test_presets_are_valid_and_match_the_protocol():
     )
     assert linear.augment
     assert experiment.preset("smoke").dataset == "digits"
-    with pytest.raises(ValueError, match="unknown preset 'big'; valid presets are few-labels"):
+    with pytest.raises(ValueError, match="unknown preset 'big'; choose one of few-labels"):
         experiment.preset("big")
 
 

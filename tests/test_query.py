@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -14,8 +15,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dpe_tutorial import acquisition, query
+from dpe_tutorial import acquisition, query, query_pool, tracing
 from dpe_tutorial.cli import main
+from dpe_tutorial.merge_labels import merge_labels
 
 SHARED_CIFAR10 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.zip"
 # a tiny ensemble: seconds per query on 2 cores
@@ -196,7 +198,8 @@ def test_the_pool_is_rgb_resized_and_cached(pool, tmp_path):
     first = query.read_pool(root, image_size=16, cache_dir=tmp_path / "c")
     assert first.images.shape == (24, 16, 16, 3) and first.images.dtype == np.uint8
     assert first.paths == tuple(sorted(first.paths)) and "nested/g1.png" in first.paths
-    assert len(list((tmp_path / "c").glob("query-pool-*-16px-v1.npz"))) == 1
+    version = query_pool.POOL_CACHE_FORMAT
+    assert len(list((tmp_path / "c").glob(f"query-pool-*-16px-v{version}.npz"))) == 1
     (root / "r0.png").unlink()  # the cache must not be reused for another listing
     again = query.read_pool(root, image_size=16, cache_dir=tmp_path / "c")
     assert len(again.paths) == 23
@@ -223,18 +226,35 @@ def cli(*args, timeout=600):
     )
 
 
+def held_out_set(tmp_path: Path) -> Path:
+    """Three images of each colour outside the pool, and their path,label file."""
+    _, truth = make_pool(tmp_path / "held" / "images", per_class=3, labelled=0)
+    rows = "".join(f"images/{path},{name}\n" for path, name in truth.items())
+    return write_labels(tmp_path / "held" / "eval.csv", [rows.strip()])
+
+
 def test_cli_query_end_to_end(pool, tmp_path):
     root, labels, truth = pool
     out = tmp_path / "out"
     k = 5
+    eval_csv = held_out_set(tmp_path)
     done = cli(
         "query", "--pool", str(root), "--labels", str(labels), "--k", str(k),
         "--out", str(out), "--image-size", "8", "--quiet", *TINY_SET,
+        "--eval", str(eval_csv), "--predictions",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "wrote" in done.stdout
-    table = pd.read_csv(out / "suggestions.csv")
-    assert list(table.columns) == ["rank", "path", "score", "predicted", "probability"]
+    lines = done.stdout.splitlines()
+    assert lines[0] == (
+        f"pool {str(root)!r}: 24 images found, 6 labelled, 18 unlabelled; nothing skipped"
+    )
+    assert lines[1].startswith(f"held-out {eval_csv} (9 images): accuracy ")
+    assert ", NLL " in lines[1] and ", ECE " in lines[1]
+    assert "wrote" in done.stdout and "merge-labels" in done.stdout
+    assert "oneDNN" not in done.stderr  # --quiet: no backend notices
+    table = pd.read_csv(out / "suggestions.csv", keep_default_na=False)
+    assert list(table.columns) == ["rank", "path", "score", "predicted", "probability", "label"]
+    assert (table["label"] == "").all()  # for the person who labels
     assert table["rank"].tolist() == list(range(1, k + 1))
     assert (np.diff(table["score"]) <= 0).all()
     labelled = set(pd.read_csv(labels)["path"])
@@ -264,20 +284,75 @@ def test_cli_query_end_to_end(pool, tmp_path):
     scores = acquisition.get(record["config"]["acquisition"])(probs)
     np.testing.assert_allclose(scores, table["score"], rtol=1e-5)
 
+    # every readable pool image: labelled ones with their label and no score
+    predictions = pd.read_csv(out / "predictions.csv", keep_default_na=False)
+    assert list(predictions.columns) == ["path", "label", "predicted", "probability", "score"]
+    assert predictions["path"].tolist() == sorted(truth)
+    given = dict(pd.read_csv(labels).values)
+    assert predictions["label"].tolist() == [given.get(p, "") for p in predictions["path"]]
+    assert (predictions["score"] == "").tolist() == [p in given for p in predictions["path"]]
+    chosen = predictions.set_index("path").loc[table["path"]]
+    np.testing.assert_allclose(chosen["score"].astype(float), table["score"], rtol=1e-5)
+    assert chosen["predicted"].tolist() == table["predicted"].tolist()
+    held = record["held_out"]
+    assert held["images"] == 9 and 0 <= held["accuracy"] <= 1 and held["nll"] > 0
+    assert 0 <= held["ece"] <= 1
+
 
 def test_python_query_round_trip_and_rerun_into_the_same_folder(pool, tmp_path):
     root, labels, truth = pool
     out = tmp_path / "out"
     config = query.resolve_config("smoke", [f"{k}={v}" for k, v in TINY.items()])
-    table = query.suggest(root, labels, 4, out, config, image_size=8)
+    table = query.suggest(root, labels, 4, out, config, image_size=8, predictions=True)
     assert len(table) == 4 and (out / "model.keras").is_file()
-    # label the suggestions (an oracle), query again into the same folder: its files are replaced
-    with labels.open("a") as file:
-        file.writelines(f"{path},{truth[path]}\n" for path in table["path"])
+    # label the suggestions (an oracle) in the file, merge them, query again into the same
+    # folder: its files are replaced, and predictions.csv, not asked for, is removed
+    table["label"] = [truth[path] for path in table["path"]]
+    table.to_csv(out / "suggestions.csv", index=False)
+    assert merge_labels(out / "suggestions.csv", labels).added == 4
     again = query.suggest(root, labels, 4, out, config, image_size=8)
     assert not set(again["path"]) & set(table["path"])
     assert json.loads((out / "config.json").read_text())["labelled"] == 10
-    assert sorted(p.name for p in out.iterdir()) == sorted(query.OUTPUT_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        set(query.OUTPUT_FILES) - {"predictions.csv"}
+    )
+    # loading models in a loop: the retracing warning is dropped without the user asking
+    logger = logging.getLogger("tensorflow")
+    for dropper in [f for f in logger.filters if isinstance(f, tracing._DropRetracing)]:
+        logger.removeFilter(dropper)
+    query.load_model(out)
+    assert any(isinstance(f, tracing._DropRetracing) for f in logger.filters)
+
+
+def test_ctrl_c_and_divergence_say_what_a_query_does(pool, tmp_path, capsys, monkeypatch):
+    from dpe_tutorial import active, experiment
+
+    root, labels, _ = pool
+    out = tmp_path / "out"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(query, "suggest", interrupted)
+    code, captured = run_query(capsys, root, labels, out)
+    assert code == 130
+    assert captured.err.strip() == (
+        "dpe-tutorial: interrupted; a query does not resume: rerunning the same command "
+        "starts it over"
+    )
+    monkeypatch.undo()
+
+    def diverges(self, images, labels):
+        self.model, self.epochs = None, 2
+        raise active.TrainingDiverged(self._divergence_message(1, float("nan")))
+
+    monkeypatch.setattr(experiment.EnsembleLearner, "fit", diverges)
+    code, captured = run_query(capsys, root, labels, out)
+    assert code == 2
+    err = captured.err.strip()
+    assert err.startswith("dpe-tutorial: error: training diverged in this query, epoch 1 of 2")
+    assert f"nothing was written to {out}. Rerun the query with a lower learning_rate" in err
+    assert "no row was saved" not in err
 
 
 # --------------------------------------------------------------------------- a simulated oracle

@@ -28,6 +28,10 @@ SPLITS = ("train", "test")
 # (alpha is dropped, palettes are expanded).
 _GREY_MODES = frozenset({"1", "L", "LA"})
 _COLOUR_MODES = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"})
+# 16-bit grey (PNG, TIFF), scaled from 0..65535 to 0..255; Pillow's own convert("L") clips
+# instead, turning most 16-bit images white. "I" is how some decoders hand them over.
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+SUPPORTED_MODES = "8-bit grey or colour (with or without alpha, or a palette) and 16-bit grey"
 # Bumped whenever the decoded arrays would change, so old cache files are not reused.
 CACHE_FORMAT = 1
 HASH_BLOCK_BYTES = 1 << 20
@@ -150,16 +154,23 @@ class _FolderSource(_TreeSource):
 
     def __init__(self, path: Path):
         super().__init__(path)
-        self._files: list[Parts] = []
-        self._folders: set[Parts] = set()
-        for root, folders, files in os.walk(path):
-            folders[:] = sorted(f for f in folders if not _ignored(f))
-            rel = Path(root).relative_to(path).parts
-            self._folders.update((*rel, f) for f in folders)
-            self._files.extend((*rel, f) for f in sorted(files) if not _ignored(f))
+        self._files, self._folders = self._walk()
+
+    def _walk(self) -> tuple[list[Parts], set[Parts]]:
+        files: list[Parts] = []
+        folders: set[Parts] = set()
+        for root, names, found in os.walk(self.path):
+            names[:] = sorted(f for f in names if not _ignored(f))
+            rel = Path(root).relative_to(self.path).parts
+            folders.update((*rel, f) for f in names)
+            files.extend((*rel, f) for f in sorted(found) if not _ignored(f))
+        return files, folders
 
     def entries(self) -> tuple[list[Parts], set[Parts]]:
         return self._files, self._folders
+
+    def image_files(self) -> list[Parts]:
+        return [p for p in self._files if is_image(p)]
 
     def cache_key(self) -> str:
         # Content hashing a folder would read every image; paths, sizes and
@@ -167,7 +178,7 @@ class _FolderSource(_TreeSource):
         digest = hashlib.sha256(b"image folder listing\n")
         for parts in sorted(self._folders):
             digest.update(f"D {'/'.join(parts)}\n".encode())
-        for parts in sorted(p for p in self._files if is_image(p)):
+        for parts in sorted(self.image_files()):
             try:
                 stat = self.path.joinpath(*parts).stat()
             except OSError as exc:  # e.g. a dangling link
@@ -187,6 +198,7 @@ class _ZipSource(_TreeSource):
         super().__init__(path)
         self._zip: zipfile.ZipFile | None = None
         self._names: dict[Parts, str] = {}
+        self.hidden: list[Parts] = []  # the entries left out as hidden, for a pool's summary
 
     def __enter__(self) -> _ZipSource:
         try:
@@ -204,8 +216,11 @@ class _ZipSource(_TreeSource):
         assert self._zip is not None, "use the source as a context manager"
         files: list[Parts] = []
         folders: set[Parts] = set()
+        self.hidden = []
         for info in self._zip.infolist():
             parts = tuple(p for p in info.filename.split("/") if p)
+            if parts and any(_ignored(p) for p in parts):
+                self.hidden.append(parts)
             if not parts or any(_ignored(p) for p in parts):
                 continue
             if info.is_dir():
@@ -305,12 +320,15 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
                 return np.asarray(image if mode == "L" else image.convert("L"))
             if mode in _COLOUR_MODES:
                 return np.asarray(image if mode == "RGB" else image.convert("RGB"))
+            if mode in _SIXTEEN_BIT_MODES:
+                wide = np.asarray(image).astype(np.float64)
+                return np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8)
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, ...
         # Pillow names the in-memory buffer (<_io.BytesIO object at 0x...>): name the file
         reason = str(exc).replace(repr(buffer), name)
         raise ValueError(f"cannot decode image {name}: {type(exc).__name__}: {reason}") from exc
     raise ValueError(
-        f"image {name} has Pillow mode {mode!r}; only 8-bit grey and colour images are supported"
+        f"image {name} has Pillow mode {mode!r}; supported are {SUPPORTED_MODES} images"
     )
 
 
