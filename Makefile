@@ -4,11 +4,18 @@
 #   make test    the test suite on TensorFlow, then the backend tests on JAX (what CI runs)
 #   make test-fast   the same without the tests marked slow (a few minutes)
 #   make lint    ruff
-#   make setup   .venv with the package and every extra
+#   make setup   .venv with the package and every extra, exactly as uv.lock pins them
+#   make lock    update uv.lock (and environment-lock.txt) after a change to pyproject.toml
 PYTHON ?= python3
 VENV ?= .venv
 # tensorflow-cpu is the small CPU wheel; use EXTRAS=tensorflow,jax,book,dev on a GPU machine
+# (uv.lock pins both: every extra is locked)
 EXTRAS ?= tensorflow-cpu,jax,book,dev
+# the uv that installs from and updates uv.lock; pip puts it in the virtual environment
+UV_VERSION ?= 0.13.9
+# more `uv lock` options for `make lock`: --upgrade (every pin to its newest release) or
+# "--upgrade-package keras"; without them, pins that still satisfy pyproject.toml stay
+LOCK_ARGS ?=
 # backends, besides the default TensorFlow, that rerun the tests marked keras_backend
 TEST_BACKENDS ?= jax
 PYTEST_ARGS ?=
@@ -26,16 +33,36 @@ MARKS ?=
 comma := ,
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+# uv works on $(VENV) and never downloads a Python of its own
+UV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(BIN)/uv
+# the extras environment.yml installs, which environment-lock.txt pins for conda
+CONDA_EXTRAS := tensorflow jax book dev
 
-.PHONY: setup book reproduce test test-fast lint benchmark clean
+.PHONY: setup lock book reproduce test test-fast lint benchmark clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# only python3 is needed beforehand: the virtual environment's pip brings the pinned uv
+define bootstrap_uv
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --editable ".[$(EXTRAS)]"
+	$(BIN)/uv --version 2>/dev/null | grep -q "^uv $(UV_VERSION) " || \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+endef
+
+# `uv sync --locked` installs exactly what uv.lock pins (hash-checked; the package itself
+# editable) and removes anything else; it stops if uv.lock is out of step with pyproject.toml
+$(STAMP): pyproject.toml uv.lock
+	$(bootstrap_uv)
+	$(UV) sync --locked --quiet $(addprefix --extra ,$(subst $(comma), ,$(EXTRAS)))
 	rm -f $(VENV)/.installed-* && touch $@
+
+# re-resolve uv.lock (keeping every pin that still satisfies pyproject.toml, unless LOCK_ARGS
+# says otherwise), then pin environment.yml's extras in environment-lock.txt for conda
+lock:
+	$(bootstrap_uv)
+	$(UV) lock $(LOCK_ARGS)
+	$(UV) export --frozen --quiet --no-hashes --no-emit-project \
+		$(addprefix --extra ,$(CONDA_EXTRAS)) --output-file environment-lock.txt
 
 book: setup
 	$(BIN)/python scripts/build_book.py --out $(BOOK_DIR) --preset $(BOOK_PRESET)

@@ -1,7 +1,8 @@
-"""Where a result or a benchmark figure came from: machine, device, versions, commit."""
+"""Where a result or a benchmark figure came from: machine, device, versions, commit, lock."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import subprocess
@@ -54,6 +55,17 @@ def git_commit() -> str | None:
     return commit.stdout.strip() + ("+dirty" if dirty else "")
 
 
+def lock_sha256(lock: Path | None = None) -> str | None:
+    """The sha256 of the ``uv.lock`` that pins the environment (``make setup`` installs from
+    it), read from the checkout the package runs from; None where there is none (an
+    installed wheel)."""
+    path = Path(__file__).resolve().parents[1] / "uv.lock" if lock is None else Path(lock)
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def machine() -> dict:
     """The machine, without starting a Keras backend."""
     return {
@@ -67,7 +79,8 @@ def machine() -> dict:
 
 
 def environment(distribution: str = "none") -> dict:
-    """The machine plus package, Keras, backend, devices, distribution mode and git commit.
+    """The machine plus package, Keras, backend, devices, distribution mode, git commit and
+    the sha256 of the lock file (``lock_sha256``, see :func:`lock_sha256`).
 
     ``device`` is the first device Keras computes on, ``devices`` all of them;
     ``distribution`` is the config's mode (``none``: the run used ``device`` only).
@@ -90,19 +103,21 @@ def environment(distribution: str = "none") -> dict:
         "distribution": distribution,
         "device_name": info["gpu"] or info["cpu"],
         "git_commit": git_commit(),
+        "lock_sha256": lock_sha256(),
         **info,
     }
 
 
 def session_environment() -> dict:
-    """What a session of a run records about where it ran: commit, machine, backend, the
-    oneDNN state and the dtype policy (machines and oneDNN move results in the last digits)."""
+    """What a session of a run records about where it ran: commit, lock, machine, backend,
+    the oneDNN state and the dtype policy (machines and oneDNN move results in the last digits)."""
     import keras
 
     info = machine()
     backend = keras.backend.backend()
     return {
         "git_commit": git_commit(),
+        "lock_sha256": lock_sha256(),
         "machine": f"{info['gpu'] or info['cpu']}, {info['cores']} cores",
         "backend": backend,
         "onednn": onednn_state(backend),

@@ -218,12 +218,13 @@ def test_the_results_folder(tiny_run):
     assert record["config"] == config.to_dict()
     assert record["schedule_sizes"] == [30, 60]
     assert "digits" in record["dataset"]["provenance"]
-    for key in ("backend", "keras", "device", "git_commit", "numpy", "python"):
+    for key in ("backend", "keras", "device", "git_commit", "lock_sha256", "numpy", "python"):
         assert key in record["environment"]
     assert record["sessions"][0]["finished"] is not None and record["wall_seconds"] > 0
     # every session names its own commit, machine and backend (a run can span several)
     session = record["sessions"][0]
     assert session["git_commit"] == record["environment"]["git_commit"]
+    assert session["lock_sha256"] == record["environment"]["lock_sha256"]
     assert session["machine"].endswith(f"{os.cpu_count()} cores")
     assert session["backend"] == keras.backend.backend()
     # the rounds it finished, its oneDNN state (TensorFlow only) and its dtype policy
