@@ -250,7 +250,7 @@ def wall_time(results) -> str:
     """
     import json
 
-    from .results import UNTIMED_REASON, untimed_sessions
+    from .run_provenance import UNTIMED_REASON, untimed_sessions
 
     records = [
         json.loads((Path(folder) / "config.json").read_text())

@@ -53,10 +53,9 @@ from .results import (  # noqa: F401
     group_runs,
     load_round,
     load_run,
-    provenance_table,
     saved_rounds,
-    untimed_notes,
 )
+from .run_provenance import provenance_table, untimed_notes  # noqa: F401  (re-exported)
 
 # Numeric columns that say where a row is, not how well it did.
 _INDEX_COLUMNS = ("trial", "round", "n_labeled")

@@ -11,7 +11,7 @@ import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from dpe_tutorial import metrics, palette, plots, results, round_figures
+from dpe_tutorial import metrics, palette, plots, round_figures, run_provenance
 
 POOL, TEST, CLASSES = 60, 20, 3
 SIZES = [10, 20, 30]
@@ -203,13 +203,13 @@ def test_provenance_table(dpe, random_run):
 
 def test_sessions_that_recorded_no_time_are_counted(dpe, random_run):
     dpe.record["sessions"] = [{"wall_seconds": 60.0}, {"wall_seconds": None}, {}]
-    assert results.untimed_sessions(dpe.record) == 2
+    assert run_provenance.untimed_sessions(dpe.record) == 2
     provenance = plots.provenance_table([dpe, random_run])
     assert list(provenance["untimed_sessions"]) == [2, 0]
     # only the run with untimed sessions gets a note
     assert plots.untimed_notes(provenance) == [
         f"{DPE} (fake): wall_minutes is a lower bound; 2 session(s) recorded no time "
-        f"({results.UNTIMED_REASON})"
+        f"({run_provenance.UNTIMED_REASON})"
     ]
 
 
