@@ -19,6 +19,9 @@ LOCK_ARGS ?=
 # backends, besides the default TensorFlow, that rerun the tests marked keras_backend
 TEST_BACKENDS ?= jax
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (auto: one per core); each test file runs whole on one
+# worker, so a file's module and session fixtures (the built book, a trained run) are made once
+TEST_WORKERS ?= auto
 # the preset the book's experiment chapter runs: smoke (digits, offline) or cifar10-smoke (needs DPE_DATA)
 BOOK_PRESET ?= smoke
 # the book goes to $(BOOK_DIR)/_build/html, the runs of its experiment chapter to $(BOOK_DIR)/_build/runs
@@ -31,6 +34,7 @@ REPRODUCE_ARGS ?=
 MARKS ?=
 
 comma := ,
+XDIST := $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # uv works on $(VENV) and never downloads a Python of its own
@@ -77,9 +81,9 @@ reproduce: setup
 		$(REPRODUCE_ARGS)
 
 test: setup
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest $(if $(MARKS),-m "$(MARKS)") $(PYTEST_ARGS)
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest $(XDIST) $(if $(MARKS),-m "$(MARKS)") $(PYTEST_ARGS)
 	for backend in $(TEST_BACKENDS); do \
-		KERAS_BACKEND=$$backend $(BIN)/python -m pytest \
+		KERAS_BACKEND=$$backend $(BIN)/python -m pytest $(XDIST) \
 			-m "keras_backend$(if $(MARKS), and ($(MARKS)))" $(PYTEST_ARGS) || exit 1; \
 	done
 
