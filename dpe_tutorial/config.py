@@ -46,7 +46,8 @@ class ExperimentConfig:
     weight_decay: float = 0.0
     lr_schedule: str = "cosine"
     augment: bool = False
-    mixed_precision: bool = False
+    # true, false or "auto" (bfloat16 where this machine computes it faster: dpe_tutorial.precision)
+    mixed_precision: bool | str = False
     trials: int = 1
     seed: int = 0
     eval_batch_size: int = 512
@@ -204,8 +205,8 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "lr_schedule": (_one_of(choices.LR_SCHEDULES), "learning rate over a round's training"),
     "augment": ("true | false", "pad-and-crop and flip the training images at random"),
     "mixed_precision": (
-        "true | false",
-        "compute in bfloat16 (for GPUs); weights and loss stay float32",
+        "true | false | auto",
+        "compute in bfloat16, weights and loss float32; auto: where the GPU or CPU does it faster",
     ),
     "trials": ("whole >= 1", "independent repeats, each with its own seed"),
     "seed": ("whole >= 0", "the seed; each trial derives its own from it"),
@@ -449,7 +450,8 @@ def _validate(config: ExperimentConfig) -> None:
     number("weight_decay")
     choice("lr_schedule", choices.LR_SCHEDULES)
     checks.flag(field("augment"), c.augment)
-    checks.flag(field("mixed_precision"), c.mixed_precision)
+    if c.mixed_precision != "auto":
+        checks.flag(field("mixed_precision"), c.mixed_precision)
     whole("trials")
     whole("seed", minimum=0)
     whole("eval_batch_size")

@@ -31,6 +31,7 @@ from . import (
     distribution,
     lock,
     metrics,
+    precision,
     progress,
     provenance,
     results,
@@ -110,6 +111,7 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False, trial
             "wall_seconds": None,
             "epochs_trained": 0,
             "rounds": [],  # the (trial, round) pairs this session finished
+            "precision": precision.describe(config.mixed_precision),
             "resumed": [],
             # a run can span sessions, commits and machines: each session says its own
             **provenance.session_environment(),

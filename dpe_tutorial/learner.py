@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import active, distribution, progress, training
+from . import active, distribution, precision, progress, training
 from .config import ExperimentConfig, beta_label
 from .epoch_checkpoint import EpochCheckpoint, EpochSaver, round_identity
 
@@ -144,7 +144,7 @@ class EnsembleLearner(active.Learner):
             beta=c.beta,
             kl_form=c.kl_form,
             regularize_batchnorm=c.regularize_batchnorm,
-            mixed_precision=c.mixed_precision,
+            mixed_precision=precision.use_bfloat16(c.mixed_precision),
             labeled_size=n_labelled,
             input_mean=self.mean,
             input_std=self.std,

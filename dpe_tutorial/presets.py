@@ -27,6 +27,8 @@ PRESETS: dict[str, dict] = {
         **FEW_LABELS_MEMBERS,
         **FEW_LABELS_RECIPE,
         "acquisition": "mutual_information",
+        # bfloat16 where the machine computes it faster (1.8 x on an AMD EPYC with AVX-512 BF16)
+        "mixed_precision": "auto",
     },
     # one run of the MNIST study's protocol (results/mnist-study): DPE with BALD, 20 balanced
     # labels, 20 more a round to 400; MNIST from data_path or $DPE_MNIST
@@ -72,6 +74,7 @@ PRESETS: dict[str, dict] = {
         "batch_size": 64,
         "learning_rate": 0.05,
         "augment": True,
+        "mixed_precision": "auto",
     },
     # the active-learning study at CPU scale (results/active-learning/README.md): the objective
     # study's members and training, whose last round (2,000 labels) is the objective study's

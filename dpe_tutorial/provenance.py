@@ -121,7 +121,6 @@ def session_environment() -> dict:
         "machine": f"{info['gpu'] or info['cpu']}, {info['cores']} cores",
         "backend": backend,
         "onednn": onednn_state(backend),
-        "dtype_policy": keras.config.dtype_policy().name,
     }
 
 

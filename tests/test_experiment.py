@@ -227,10 +227,10 @@ def test_the_results_folder(tiny_run):
     assert session["lock_sha256"] == record["environment"]["lock_sha256"]
     assert session["machine"].endswith(f"{os.cpu_count()} cores")
     assert session["backend"] == keras.backend.backend()
-    # the rounds it finished, its oneDNN state (TensorFlow only) and its dtype policy
+    # the rounds it finished, its oneDNN state (TensorFlow only) and its precision
     assert session["rounds"] == [[0, 0], [0, 1], [1, 0], [1, 1]]
     assert (session["onednn"] is None) == (keras.backend.backend() != "tensorflow")
-    assert session["dtype_policy"] == "float32"
+    assert session["precision"] == "float32"
     first = np.load(out / "rounds" / "trial0_round0.npz")
     second = np.load(out / "rounds" / "trial0_round1.npz")
     assert len(first["labelled"]) == 30 and len(first["acquired"]) == 30
