@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import active, distribution, precision, progress, training
+from . import active, distribution, precision, progress, round_length, training
 from .config import ExperimentConfig, beta_label
 from .epoch_checkpoint import EpochCheckpoint, EpochSaver, round_identity
 
@@ -150,7 +150,7 @@ class EnsembleLearner(active.Learner):
             input_std=self.std,
             augment=c.augment,
         )
-        self.epochs = training.round_epochs(n_labelled, c.batch_size, c.epochs, c.steps)
+        self.epochs = round_length.round_epochs(n_labelled, c.batch_size, c.epochs, c.steps)
         steps = math.ceil(n_labelled / c.batch_size) * self.epochs
         chosen = training.optimizer(
             c.optimizer,

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import acquisition, data, lock, provenance, query_labels, tracing
+from . import acquisition, data, lock, provenance, query_labels, round_length, tracing
 from .contact_sheet import MOST_SHOWN, save_contact_sheet
 from .files import atomic_write
 from .query_labels import Labels, read_labels
@@ -203,6 +203,9 @@ def suggest(
             eval_csv, held_rows, labels.class_names, image_size, skip_unreadable
         )
     report(summary_line(listing, images, len(labels.paths)))
+    sizing = (len(labels.paths), config.batch_size, config.epochs, config.steps)
+    if (warning := round_length.few_steps_warning(*sizing)) is not None:
+        report(warning)
     for _, reason in (*images.unreadable, *(held_out.unreadable if held_out else ())):
         report(f"skipped unreadable image: {reason}")
     out.mkdir(parents=True, exist_ok=True)

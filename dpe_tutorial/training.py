@@ -7,8 +7,6 @@ ensembles here, so the two differ only in the settings they pass.
 
 from __future__ import annotations
 
-import math
-
 import keras
 
 from .choices import LR_SCHEDULES, OPTIMIZERS
@@ -50,16 +48,3 @@ def compile_for_training(model: keras.Model, chosen: keras.optimizers.Optimizer)
     model.compile(chosen)
     model.optimizer.build(model.trainable_variables)
     return model
-
-
-def round_epochs(n_labelled: int, batch_size: int, epochs: int, steps: int | None) -> int:
-    """Epochs a round trains: ``epochs``, or with ``steps`` set, enough for that many steps.
-
-    A fixed number of epochs gives 20 labels one optimizer step an epoch and
-    2,000 labels sixty-three: the small labelled sets, where active learning
-    starts, barely train. ``steps`` fixes the number of updates instead,
-    rounded up to whole epochs (rounds resume at an epoch boundary).
-    """
-    if steps is None:
-        return epochs
-    return math.ceil(steps / math.ceil(n_labelled / batch_size))

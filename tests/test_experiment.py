@@ -381,12 +381,24 @@ def test_mc_dropout_and_power_sampling_have_their_own_names():
 
 
 def test_steps_fix_the_updates_of_a_round_whatever_its_size():
-    from dpe_tutorial import training
+    from dpe_tutorial import round_length
 
-    assert training.round_epochs(20, 128, epochs=15, steps=None) == 15
-    assert training.round_epochs(20, 128, epochs=15, steps=300) == 300  # one batch an epoch
-    assert training.round_epochs(400, 128, epochs=15, steps=300) == 75  # four batches an epoch
-    assert training.round_epochs(2000, 32, epochs=15, steps=100) == 2  # rounded up
+    assert round_length.round_epochs(20, 128, epochs=15, steps=None) == 15
+    assert round_length.round_epochs(20, 128, epochs=15, steps=300) == 300  # one batch an epoch
+    assert round_length.round_epochs(400, 128, epochs=15, steps=300) == 75  # four an epoch
+    assert round_length.round_epochs(2000, 32, epochs=15, steps=100) == 2  # rounded up
+    assert round_length.round_steps(400, 128, epochs=15, steps=300) == 300
+
+
+def test_too_few_optimizer_steps_are_named_with_the_way_out():
+    from dpe_tutorial import round_length
+
+    # the case: 15 epochs of 20 labels at batch 32 are 15 steps
+    warning = round_length.few_steps_warning(20, 32, epochs=15, steps=None)
+    assert warning.startswith("warning: 20 labels at batch_size 32 for 15 epoch(s) are 15 ")
+    assert "under 100" in warning and "set steps" in warning
+    assert round_length.few_steps_warning(20, 128, epochs=15, steps=300) is None
+    assert round_length.few_steps_warning(2000, 32, epochs=2, steps=None) is None  # 126 steps
 
 
 @pytest.mark.parametrize(
