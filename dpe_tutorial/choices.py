@@ -22,8 +22,9 @@ DISTRIBUTIONS = ("none", "data", "members")
 # The default: the papers' form at a tenth of E / N, the arm the CIFAR-10
 # objective study's pre-registered rule chose (results/objective-study;
 # studies.default_rule, and tests/test_studies.py checks that they agree).
-# Its differences from a plain ensemble there are small and move with each
-# trial (README, "beta"). On digits (the smoke preset)
+# Its differences from a plain ensemble there are small, read with 95 % intervals
+# in results/objective-study/README.md (README, "The objective and beta"). On
+# digits (the smoke preset)
 # it stays within 0.03 of a plain ensemble's accuracy, as every form does at
 # this beta and not at E / N (scripts/smoke_forms.py).
 DEFAULT_BETA = "elbo*0.1"
