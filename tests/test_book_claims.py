@@ -93,3 +93,11 @@ def test_chapter_9_section_2_signs_in_every_trial(active):
     assert intervals.sign_count(last_round(ENTROPY, RANDOM, "nll")) == "higher in all 3 pairs"
     bald = last_round(BALD, RANDOM, "ensemble_accuracy")
     assert intervals.sign_count(bald) == "lower in all 3 pairs"
+
+
+def test_chapter_9_trial_1_is_the_only_pair_split_by_the_machine(active):
+    # "DPE with random acquisition differs from the other two by 0.008 in that trial"
+    first = al_study.first_round_agreement(active)
+    assert first.loc[0, "spread"] == 0 and first.loc[2, "spread"] == 0
+    assert first.loc[1, "spread"] == pytest.approx(0.008, abs=0.0005)
+    assert first.loc[1, ENTROPY] == first.loc[1, BALD] != first.loc[1, RANDOM]
