@@ -303,12 +303,6 @@ def learning_curves_row(
     for ax, metric, title in zip(axes[0], metrics, titles, strict=True):
         plots.learning_curves(runs, metric, ax=ax)
         ax.set_title(title, fontsize="medium")
-        lines = ax.get_lines()
-        if len(lines) <= len(palette.SERIES):  # the book's palette, in the same order
-            for line, colour in zip(lines, palette.series(len(lines)), strict=True):
-                line.set_color(colour)
-            for band, colour in zip(ax.collections, palette.series(len(lines)), strict=False):
-                band.set_facecolor(colour)
     trials_legend(axes[0, 0], runs)
     title = axes[0, 0].get_legend().get_title().get_text()
     handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -334,8 +328,9 @@ def accuracy_curves(runs, name: str, seed_post=None) -> Figure:
     linear-4 budget of 16,000 labels. Elsewhere it would compare unlike runs.
     """
     metrics = ["ensemble_accuracy", "mean_member_accuracy"]
-    titles = [f"{name}: ensemble accuracy", f"{name}: mean member accuracy"]
-    figure = learning_curves_row(runs, metrics, titles)
+    # the group's name once, above both panels: a long title per panel runs into its neighbour
+    figure = learning_curves_row(runs, metrics, ["ensemble accuracy", "mean member accuracy"])
+    figure.suptitle(name, fontsize="medium")
     first = runs[0]
     if seed_post is not None and first.dataset == "cifar10" and first.config.get("budget") == 16000:
         member_axes = figure.axes[1]

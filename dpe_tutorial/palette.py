@@ -108,6 +108,31 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 DASHES = ("-", "--", ":", "-.")
 
 
+# One style per kind of method in every figure of the book, so that neighbouring plots agree:
+# (penalised?, acquisition) -> index into SERIES, MARKERS and DASHES
+METHOD_KINDS = (
+    (True, "predictive_entropy"),
+    (True, "mutual_information"),
+    (True, "random"),
+    (False, "predictive_entropy"),
+    (False, "random"),
+    (False, "mutual_information"),
+)
+
+
+def method_indices(configs) -> list[int]:
+    """A style index per run config: its kind's place in :data:`METHOD_KINDS`, the same in
+    every figure; a config of no listed kind, or of a kind already drawn, takes the lowest
+    index left free."""
+    kinds = [(c.get("beta", 0) not in (0, 0.0, "0"), c.get("acquisition")) for c in configs]
+    indices: list[int | None] = []
+    for kind in kinds:
+        known = METHOD_KINDS.index(kind) if kind in METHOD_KINDS else None
+        indices.append(None if known in indices else known)
+    free = (i for i in range(99) if i not in indices)
+    return [next(free) if index is None else index for index in indices]
+
+
 def line_style(i: int) -> dict:
     """Marker, line style, marker size and line width of the ``i``-th line (from 0) of a
     comparison: each later line is thinner and its markers smaller, drawn on top of the earlier."""

@@ -93,9 +93,11 @@ def learning_curves(runs: Sequence[Run], metric: str = "ensemble_accuracy", ax=N
     runs = as_runs(runs)
     _check_metric(runs, metric)
     figure, ax = figure_and_axes(ax, figsize=(6.4, 4.4))
-    for i, (run, label) in enumerate(zip(runs, _labels(runs), strict=True)):
+    indices = palette.method_indices([run.config for run in runs])
+    for i, run, label in zip(indices, runs, _labels(runs), strict=True):
         table = _per_size(run, metric)
-        (line,) = ax.plot(table.index, table["mean"], label=label, **palette.line_style(i))
+        style = {**palette.line_style(i), "color": palette.SERIES[i % len(palette.SERIES)]}
+        (line,) = ax.plot(table.index, table["mean"], label=label, **style)
         if (table["trials"] > 1).any():
             ax.fill_between(
                 table.index,

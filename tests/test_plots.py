@@ -595,3 +595,23 @@ def test_a_labelled_set_of_one_class_is_far_from_the_pool_s_mix(monkeypatch):
     shares = class_tilt.last_round_shares([OneClass()], POOL_LABELS, CLASS_NAMES)
     assert shares.loc[("all cats", 0), "cat"] == 1.0
     assert shares.loc[("all cats", 0), "chi2_p"] < 1e-5
+
+
+def test_a_kind_of_method_keeps_its_style_in_every_figure():
+    dpe = {"beta": "elbo*0.1", "acquisition": "predictive_entropy"}
+    random = {"beta": "elbo*0.1", "acquisition": "random"}
+    plain = {"beta": 0.0, "acquisition": "predictive_entropy"}
+    bald = {"beta": "elbo", "acquisition": "mutual_information"}
+    # the CPU study's four methods and the book build's three, in other orders
+    four = palette.method_indices([bald, dpe, random, plain])
+    three = palette.method_indices([dpe, random, plain])
+    assert dict(zip(["bald", "dpe", "random", "plain"], four, strict=True)) == {
+        "bald": 1,
+        "dpe": 0,
+        "random": 2,
+        "plain": 3,
+    }
+    assert three == [0, 2, 3]
+    # two runs of one kind (two betas) still get two styles; unknown kinds the free ones
+    assert palette.method_indices([dpe, {**dpe, "beta": "elbo"}]) == [0, 1]
+    assert palette.method_indices([{}, random, {}]) == [0, 2, 1]
