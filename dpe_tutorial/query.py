@@ -379,3 +379,16 @@ def _record(config, listing, pool: Pool, labels: Labels, labels_csv, k, image_si
         "files": {"suggestions": SUGGESTIONS, "contact_sheet": CONTACT_SHEET, "model": MODEL},
         "environment": provenance.environment(),
     }
+
+
+def page_report(relative_to=None, width: int = 76):
+    """A ``report`` for :func:`suggest` that prints for a page of text: each line wrapped to
+    ``width`` columns, paths under ``relative_to`` shown relative to it (no build paths)."""
+    import textwrap
+
+    prefix = None if relative_to is None else f"{relative_to}{os.sep}"
+
+    def report(line: str) -> None:
+        print(textwrap.fill(line.replace(prefix, "") if prefix else line, width))
+
+    return report

@@ -455,3 +455,13 @@ def test_power_selection_samples_the_suggestions(pool, tmp_path, capsys):
     assert (np.diff(sampled["score"]) <= 0).all()  # shown highest score first
     assert set(sampled["path"]) <= set(truth) - set(pd.read_csv(labels)["path"])
     assert json.loads((power / "config.json").read_text())["config"]["selection"] == "power"
+
+
+def test_the_page_report_wraps_lines_and_hides_the_work_folder(tmp_path, capsys):
+    report = query.page_report(relative_to=tmp_path, width=40)
+    report(
+        f"pool '{tmp_path}/pool': 300 images found, 20 labelled, 280 unlabelled; nothing skipped"
+    )
+    printed = capsys.readouterr().out
+    assert str(tmp_path) not in printed and "'pool'" in printed
+    assert all(len(line) <= 40 for line in printed.splitlines())
