@@ -93,9 +93,21 @@ def arm_against_plain(results, form: str, beta: str, metrics=None, width: int | 
     return pd.DataFrame(rows)
 
 
+def row_interval(row) -> intervals.Interval:
+    """The interval of a row of :func:`paired_differences`."""
+    return intervals.Interval(row["mean_difference"], row["low"], row["high"], int(row["pairs"]))
+
+
+def row_direction(row, metric: str) -> str:
+    """``better``, ``worse`` or ``undecided``: :func:`dpe_tutorial.intervals.direction` of a row."""
+    from .plots import LOWER_IS_BETTER
+
+    return intervals.direction(row_interval(row), metric in LOWER_IS_BETTER)
+
+
 def interval_text(row, digits: int = 3) -> str:
     """A cell of a table: ``+0.012 [-0.003, +0.027]``, or the mean alone for one pair."""
-    interval = intervals.Interval(row["mean_difference"], row["low"], row["high"], row["pairs"])
+    interval = row_interval(row)
     if interval.n < 2:
         return f"{interval.mean:+.{digits}f}"
     return interval.text(digits)
@@ -138,18 +150,13 @@ def intervals_excluding_zero(results, metrics, width: int | None = None):
     """
     import pandas as pd
 
-    from .plots import LOWER_IS_BETTER
-
     width = int(results["width"].min()) if width is None else width
     paired = pd.concat(
         paired_differences(results, metric).assign(metric=metric) for metric in metrics
     )
-    paired = paired[(paired["width"] == width) & (paired["pairs"] > 1)]
-    shown = paired[(paired["low"] > 0) | (paired["high"] < 0)].copy()
-    shown["reading"] = [
-        "better" if (mean < 0) == (metric in LOWER_IS_BETTER) else "worse"
-        for mean, metric in zip(shown["mean_difference"], shown["metric"], strict=True)
-    ]
+    paired = paired[paired["width"] == width].copy()
+    paired["reading"] = [row_direction(row, row["metric"]) for _, row in paired.iterrows()]
+    shown = paired[paired["reading"] != "undecided"]
     columns = ["metric", "form", "beta", "mean_difference", "low", "high", "pairs", "reading"]
     return shown[columns].reset_index(drop=True)
 
@@ -173,14 +180,11 @@ def headline(table, name: str = "DPE") -> str:
     the better and in the worse direction; "no interval excludes zero" when
     none does. It names the number of paired trials and of comparisons.
     """
-    from .plots import LOWER_IS_BETTER, metric_name
+    from .plots import metric_name
 
     found: dict[str, list[str]] = {"better": [], "worse": []}
     for metric, row in table.iterrows():
-        interval = intervals.Interval(
-            row["mean_difference"], row["low"], row["high"], int(row["pairs"])
-        )
-        reading = intervals.direction(interval, metric in LOWER_IS_BETTER)
+        reading = row_direction(row, metric)
         if reading != "undecided":
             # the name without its unit: "negative log-likelihood", not "... (nats)"
             found[reading].append(metric_name(metric).split(" (")[0])

@@ -43,8 +43,11 @@ def few_steps_warning(n_labelled: int, batch_size: int, epochs: int, steps: int 
     taken = round_steps(n_labelled, batch_size, epochs, steps)
     if taken >= MIN_STEPS:
         return None
+    if steps is not None:
+        setting = f"steps {steps}"
+    else:
+        setting = f"{n_labelled} labels at batch_size {batch_size} for {epochs} epoch(s)"
     return (
-        f"warning: {n_labelled} labels at batch_size {batch_size} for {epochs} epoch(s) are "
-        f"{taken} optimizer step(s) a round, under {MIN_STEPS}: the ensemble will barely "
-        "train; set steps (the few-labels preset trains 300) or more epochs"
+        f"warning: {setting} make {taken} optimizer step(s) a round, under {MIN_STEPS}: the "
+        "ensemble will barely train; set steps (the few-labels preset trains 300) or more epochs"
     )

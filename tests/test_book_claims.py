@@ -36,15 +36,9 @@ def _default_arm():
 
 
 def _readings(table):
-    from dpe_tutorial.plots import LOWER_IS_BETTER
+    from dpe_tutorial.objective_comparisons import row_direction
 
-    return {
-        metric: intervals.direction(
-            intervals.Interval(row["mean_difference"], row["low"], row["high"], row["pairs"]),
-            metric in LOWER_IS_BETTER,
-        )
-        for metric, row in table.iterrows()
-    }
+    return {metric: row_direction(row, metric) for metric, row in table.iterrows()}
 
 
 def test_chapter_9_section_1_the_default_is_better_on_nll_only(objective):

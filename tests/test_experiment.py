@@ -395,10 +395,14 @@ def test_too_few_optimizer_steps_are_named_with_the_way_out():
 
     # the case: 15 epochs of 20 labels at batch 32 are 15 steps
     warning = round_length.few_steps_warning(20, 32, epochs=15, steps=None)
-    assert warning.startswith("warning: 20 labels at batch_size 32 for 15 epoch(s) are 15 ")
+    assert warning.startswith("warning: 20 labels at batch_size 32 for 15 epoch(s) make 15 ")
     assert "under 100" in warning and "set steps" in warning
     assert round_length.few_steps_warning(20, 128, epochs=15, steps=300) is None
     assert round_length.few_steps_warning(2000, 32, epochs=2, steps=None) is None  # 126 steps
+    # a steps setting is named as such: 50 steps of 20 labels
+    assert round_length.few_steps_warning(20, 128, epochs=15, steps=50).startswith(
+        "warning: steps 50 make 50 optimizer step(s) a round"
+    )
 
 
 @pytest.mark.parametrize(

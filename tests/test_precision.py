@@ -12,6 +12,14 @@ XEON_AMX = "flags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n"
 OLD = "flags\t\t: fpu sse2 avx2 fma\n"
 
 
+@pytest.fixture(autouse=True)
+def ask_the_machine_afresh():
+    # the machine is asked once a process; each test here fakes another one
+    precision._machine_has_bfloat16.cache_clear()
+    yield
+    precision._machine_has_bfloat16.cache_clear()
+
+
 def test_the_bfloat16_units_are_read_from_the_cpu_flags():
     assert precision.cpu_bfloat16_units(EPYC) == ["avx512_bf16"]
     assert precision.cpu_bfloat16_units(XEON_AMX) == ["avx512_bf16", "amx_bf16"]
