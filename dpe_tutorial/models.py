@@ -316,6 +316,8 @@ def mlp(
     members: int = 1,
     dtype=None,
     name: str | None = None,
+    dropout: float = 0.0,
+    stochastic: bool = False,
 ) -> keras.Model:
     """A multilayer perceptron for feature vectors, such as the book's 2-D toy problems.
 
@@ -324,12 +326,18 @@ def mlp(
     classifier returning logits; ``depth=0`` is multinomial logistic
     regression. ``input_shape`` is ``(features,)``; a longer shape such as an
     image's is flattened first. With ``members=E`` every layer is a
-    :class:`MemberDense`, so the E members run as one network. Other
+    :class:`MemberDense`, so the E members run as one network. ``dropout`` > 0
+    drops that share of each hidden layer's units in training, and with
+    ``stochastic=True`` when predicting too (Monte Carlo dropout). Other
     arguments as in :func:`resnet18`.
     """
     input_shape = tuple(input_shape)
     _check_shapes(input_shape, n_classes, width, image=False)
     checks.whole_number("depth", depth, minimum=0)
+    checks.finite_number("dropout", dropout, minimum=0)
+    if dropout >= 1:
+        raise ValueError(f"dropout must be below 1, got {dropout}")
+    drop = AlwaysDropout if stochastic else layers.Dropout
     stack = _Stack(members, dtype)
     inputs = keras.Input(shape=input_shape)
     x = inputs
@@ -339,6 +347,8 @@ def mlp(
         x = RepeatChannels(members, dtype=dtype)(x)  # member-major copies of the features
     for _ in range(depth):
         x = stack.relu(stack.dense(x, width))
+        if dropout:
+            x = drop(dropout, dtype=dtype)(x)
     return keras.Model(inputs, stack.classifier(x, n_classes), name=name or "mlp")
 
 

@@ -142,16 +142,21 @@ def train_ensemble(
     learning_rate: float = 0.01,
     beta: float | str = "elbo",
     kl_form: str = "exclusive",
+    dropout: float = 0.0,
     seed: int = 0,
 ):
     """A deep probabilistic ensemble of ``"mlp"`` members trained on the points ``(x, y)``.
 
-    The E members run as one grouped network. Training is ``steps`` steps of
-    Adam on minibatches of ``min(batch_size, len(x))`` points, drawn as
-    successive shuffles of the data (so a tiny labelled set costs as much as
-    a large one, not ``steps`` Keras epochs). ``beta="elbo"`` is E / N with N
-    the number of points. Keras' random seed is set to ``seed`` first, so the
-    same arguments train the same ensemble on a given backend.
+    The E members run as one grouped network (one member: a plain one).
+    Training is ``steps`` steps of Adam on minibatches of
+    ``min(batch_size, len(x))`` points, drawn as successive shuffles of the
+    data (so a tiny labelled set costs as much as a large one, not ``steps``
+    Keras epochs). ``beta="elbo"`` is E / N with N
+    the number of points. ``dropout`` > 0 puts Monte Carlo dropout after each
+    hidden layer (dropping when predicting too: pass ``passes`` to
+    ``predict_members`` for that many stochastic passes). Keras' random seed
+    is set to ``seed`` first, so the same arguments train the same ensemble
+    on a given backend.
     """
     from .ensemble import DeepProbabilisticEnsemble
 
@@ -170,8 +175,13 @@ def train_ensemble(
         n_classes,
         n_members=n_members,
         member="mlp",
-        member_kwargs={"width": width, "depth": depth},
-        layout="grouped",
+        member_kwargs={
+            "width": width,
+            "depth": depth,
+            "dropout": dropout,
+            "stochastic": dropout > 0,
+        },
+        layout="grouped" if n_members > 1 else "branches",  # one network: no member axis
         beta=beta,
         kl_form=kl_form,
         labeled_size=x.shape[0],
