@@ -268,7 +268,8 @@ def run(folder, sizes=SIZES, seeds=SEEDS, methods=None, sampler=None, say=print)
         say(f"  {json.dumps(record[str(size)])}")
     files.atomic_write(folder / "provenance.json", json.dumps(_provenance(), indent=2) + "\n")
     _run_comparison(folder, sizes, seeds, methods or list(posterior_comparison.methods()), say)
-    _run_size_check(folder, seeds, say)
+    if SIZE_CHECK_LABELS in sizes:
+        _run_size_check(folder, seeds, say)
 
 
 def _run_comparison(folder, sizes, seeds, methods, say) -> None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import checks, kl
+from . import checks
 
 BIAS_PRIOR_VARIANCE = 1.0  # weak but proper; the DPE penalty leaves biases unregularised
 
@@ -64,6 +64,8 @@ class Network:
 
     def prior_variances(self) -> np.ndarray:
         """The prior variance of each parameter, in the flat order of :func:`logits`."""
+        from . import kl  # imports Keras: not before a study's input is checked
+
         parts = []
         for shape in self.kernel_shapes():
             parts.append(np.full(shape[0] * shape[1], kl.he_prior_variance(shape)))
@@ -218,14 +220,16 @@ def split_r_hat(values) -> np.ndarray:
     """Split R-hat of each column of ``values`` ``(chains, samples, ...)`` (NumPyro's)."""
     from numpyro.diagnostics import split_gelman_rubin
 
-    return np.asarray(split_gelman_rubin(np.asarray(values, dtype=np.float64)))
+    with np.errstate(invalid="ignore", divide="ignore"):  # constant columns: NaN, not a warning
+        return np.asarray(split_gelman_rubin(np.asarray(values, dtype=np.float64)))
 
 
 def effective_sample_size(values) -> np.ndarray:
     """The effective sample size of each column of ``values`` ``(chains, samples, ...)``."""
     from numpyro.diagnostics import effective_sample_size as ess
 
-    return np.asarray(ess(np.asarray(values, dtype=np.float64)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(ess(np.asarray(values, dtype=np.float64)))
 
 
 @dataclass(frozen=True)
@@ -275,7 +279,13 @@ def diagnostics(draws: Draws, per_draw_probs) -> dict:
         "weight_r_hat_median": float(np.median(weight_r_hat)),
         "weight_r_hat_max": float(np.max(weight_r_hat)),
         "weight_ess_min": float(np.min(weight_ess)),
-        "function_r_hat_max": float(np.nanmax(function_r_hat)),
-        "function_ess_min": float(np.nanmin(function_ess)),
-        "function_ess_median": float(np.nanmedian(function_ess)),
+        "function_r_hat_max": _ignoring_nan(np.nanmax, function_r_hat),
+        "function_ess_min": _ignoring_nan(np.nanmin, function_ess),
+        "function_ess_median": _ignoring_nan(np.nanmedian, function_ess),
     }
+
+
+def _ignoring_nan(statistic, values) -> float:
+    """``statistic`` of the values that are not NaN (constant draws give NaN R-hat); NaN if none."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(statistic(values)) if not np.isnan(values).all() else float("nan")
