@@ -212,6 +212,30 @@ def load_rows(folder) -> pd.DataFrame:
     return rows
 
 
+REFERENCE_COLUMNS = {
+    "seconds": "sampling (s)",
+    "mean_leapfrog_steps": "leapfrog steps a draw",
+    "divergences": "divergences",
+    "weight_r_hat_max": "max R-hat, weights",
+    "function_r_hat_max": "max R-hat, predictive",
+    "function_ess_min": "min ESS, predictive",
+    "half_split_total_variation": "chains 1-2 vs 3-4: TV",
+    "half_split_spearman": "chains 1-2 vs 3-4: Spearman",
+    "half_split_top_overlap": "chains 1-2 vs 3-4: top-10",
+}
+
+
+def reference_table(folder) -> pd.DataFrame:
+    """The sampler's cost and diagnostics, and the reference's own noise, per labelled-set size."""
+    path = Path(folder) / "reference.json"
+    if not path.exists():
+        raise ValueError(f"{path}: no reference yet; run scripts/posterior_study.py")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    sizes = sorted(int(key) for key in record if key.isdigit())
+    table = pd.DataFrame({f"{n} labels": record[str(n)] for n in sizes})
+    return table.loc[list(REFERENCE_COLUMNS)].rename(index=REFERENCE_COLUMNS)
+
+
 def _group_path(folder, method: str, members: int) -> Path:
     slug = re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
     return Path(folder) / "ensemble-size" / f"{slug}-E{members}.npz"
