@@ -176,6 +176,22 @@ def against(rows: pd.DataFrame, metric: str, baseline: str = PLAIN, digits: int 
     return pd.DataFrame(cells).rename_axis(f"{metric}, minus {baseline}"), found
 
 
+def direction_counts(found: dict, metric: str) -> pd.DataFrame:
+    """How many methods each labelled-set size finds closer, farther or undecided against the
+    baseline, from :func:`against`'s intervals (closer: the interval excludes zero on the side
+    of the reference)."""
+    _check_metric(metric)
+    lower = LOWER_IS_BETTER[metric]
+    if lower is None:
+        raise ValueError(f"{metric} is signed; no side of it is closer")
+    words = {"better": "closer", "worse": "farther", "undecided": "undecided"}
+    counts = {}
+    for (_, size), interval in found.items():
+        word = words[intervals.direction(interval, lower_is_better=lower)]
+        counts.setdefault(size, dict.fromkeys(words.values(), 0))[word] += 1
+    return pd.DataFrame(counts).T.rename_axis("labels")
+
+
 def closest(rows: pd.DataFrame, metric: str) -> pd.Series:
     """The method with the best mean ``metric`` at each labelled-set size."""
     _check_metric(metric)

@@ -91,6 +91,10 @@ def test_tables_with_intervals_and_the_closest_method():
     assert found[(pc.DEFAULT, 24)].mean == pytest.approx(-0.05)
     assert found[(pc.DEFAULT, 24)].high < 0  # the same offset every seed: excludes zero
     assert differences.loc[pc.DEFAULT, "24 labels"].startswith("-0.050")
+    counts = pc.direction_counts(found, "total_variation").loc[24]
+    assert counts["closer"] == 1 and counts["closer"] + counts["farther"] + counts["undecided"] == 2
+    with pytest.raises(ValueError, match="signed"):
+        pc.direction_counts(found, "mi_bias")
     assert pc.closest(rows, "total_variation").loc[24] == pc.DEFAULT
     assert pc.closest(rows, "spearman").loc[24] == pc.DEFAULT
     with pytest.raises(ValueError, match="signed"):
