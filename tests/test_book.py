@@ -432,6 +432,7 @@ MINIMUM = {
     "02_active_learning": {"math": 5, "images": 3},
     "03_elbo": {"math": 10, "images": 2},
     "04_pooled_kl": {"math": 10, "images": 2},
+    "04b_is_it_a_posterior": {"math": 5, "images": 2},  # the maps and the ensemble sizes
     "05_keras_ensemble": {"math": 1, "images": 2},
     "05b_where_active_learning_works": {"math": 0, "images": 1},  # the learning curves
     "06_linear4_experiment": {"math": 1, "images": 1},
