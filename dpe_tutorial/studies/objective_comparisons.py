@@ -13,6 +13,20 @@ from __future__ import annotations
 
 from . import intervals
 
+# the metrics the study reports, in its tables' order
+METRICS = (
+    "ensemble_accuracy",
+    "mean_member_accuracy",
+    "nll",
+    "ece",
+    "brier",
+    "mutual_information",
+    "error_auroc",
+    "auroc_noise",
+    "auroc_contrast",
+    "auroc_shuffle",
+)
+
 # panel titles short enough for four panels side by side in the text column
 SHORT_NAMES = {
     "ensemble_accuracy": "ensemble accuracy",
@@ -78,8 +92,6 @@ def paired_differences(results, metric: str = "ensemble_accuracy"):
 def arm_against_plain(results, form: str, beta: str, metrics=None, width: int | None = None):
     """One arm's :func:`paired_differences` for every metric (the study's, by default)."""
     import pandas as pd
-
-    from .objective_study import METRICS
 
     metrics = METRICS if metrics is None else metrics
     width = int(results["width"].min()) if width is None else width

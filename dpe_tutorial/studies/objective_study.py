@@ -24,6 +24,7 @@ from ..running.config import ExperimentConfig, beta_label, run_slug
 from . import paired as paired_rule
 from .markdown import mean_and_spread, summary_table
 from .objective_comparisons import (  # noqa: F401  (the study's reading, re-exported)
+    METRICS,
     SHORT_NAMES,
     arm_against_plain,
     comparisons_note,
@@ -123,20 +124,6 @@ def run_study(
             run_experiment(config, folder, quiet=quiet, trials=[trial])
             folders.append(folder)
     return folders
-
-
-METRICS = (
-    "ensemble_accuracy",
-    "mean_member_accuracy",
-    "nll",
-    "ece",
-    "brier",
-    "mutual_information",
-    "error_auroc",
-    "auroc_noise",
-    "auroc_contrast",
-    "auroc_shuffle",
-)
 
 
 def load_results(out_root):
