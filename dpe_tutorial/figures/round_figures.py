@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..method import checks, metrics
 from ..running.results import Run, load_round, saved_rounds
+from ..running.results_folder import record_file
 from . import palette
 from .plots import figure_and_axes
 
@@ -141,7 +142,7 @@ def class_balance(
     if class_names is None:
         class_names = (run.record.get("dataset") or {}).get("class_names")
         if not class_names:
-            raise ValueError(f"class_names not given and {run.path}/config.json records none")
+            raise ValueError(f"class_names not given and {record_file(run.path)} records none")
     class_names = [str(name) for name in class_names]
     n_classes = len(class_names)
     rounds = saved_rounds(run, trial)

@@ -26,7 +26,17 @@ import keras
 import numpy as np
 
 from ..method import distribution, metrics, shifts
-from . import active, data, lock, precision, progress, provenance, results, run_record
+from . import (
+    active,
+    data,
+    lock,
+    precision,
+    progress,
+    provenance,
+    results,
+    results_folder,
+    run_record,
+)
 from .config import (  # noqa: F401  (configs are importable from here, as they were)
     PRESETS,
     ExperimentConfig,
@@ -78,7 +88,7 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False, trial
     with lock.hold(out_dir):
         results.remove_partial_files(out_dir)
         sizes = schedule_sizes(config)
-        record = run_record.existing_run(out_dir / "config.json", config, sizes)
+        record = run_record.existing_run(results_folder.record_file(out_dir), config, sizes)
         if record is None:
             results.refuse_foreign_folder(out_dir)
         done = results.check_folder(
@@ -93,7 +103,7 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False, trial
         if not pending:  # read-only: a finished run's folder stays as it is
             if not quiet:
                 progress.write(f"{out_dir}: finished, trials {chosen}; nothing to run")
-            return pd.read_csv(out_dir / "results.csv")
+            return pd.read_csv(results_folder.results_file(out_dir))
         session = {
             "started": _now(),
             "finished": None,
@@ -120,7 +130,7 @@ def run_experiment(config: ExperimentConfig, out_dir, quiet: bool = False, trial
 
         _run_trials(config, out_dir, split, sizes, pending, session, record_progress, quiet)
         record_progress(finished=True)
-        return pd.read_csv(out_dir / "results.csv")
+        return pd.read_csv(results_folder.results_file(out_dir))
 
 
 def _run_trials(
@@ -157,7 +167,7 @@ def _run_trials(
                 std,
                 quiet,
                 seed=round_seed,
-                epoch_checkpoint=results.epoch_checkpoint(out_dir, trial, round_index),
+                epoch_checkpoint=results_folder.epoch_checkpoint(out_dir, trial, round_index),
                 where=f"trial {trial}, round {round_index} ({n_labelled} labels)",
                 session=session,
                 on_save=record_progress,
@@ -173,7 +183,7 @@ def _run_trials(
         def round_done(rows, trial=trial):
             results.write_results(out_dir, config)  # a table every round
             # the round is in its checkpoint now: its epoch state is no longer needed
-            results.epoch_checkpoint(out_dir, trial, len(rows) - 1).unlink(missing_ok=True)
+            results_folder.epoch_checkpoint(out_dir, trial, len(rows) - 1).unlink(missing_ok=True)
             record_progress()  # the session's epochs and time so far
 
         active.run_trial(
@@ -185,7 +195,7 @@ def _run_trials(
             make_learner=make_learner,
             acquisition_name=config.acquisition,
             seed=trial_seed,
-            checkpoint=results.checkpoint_file(out_dir, trial),
+            checkpoint=results_folder.checkpoint_file(out_dir, trial),
             on_round=save_round,
             evaluate_extra=shift_metrics,
             on_checkpoint=round_done,

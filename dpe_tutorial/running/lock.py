@@ -19,12 +19,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .results_folder import LOCK
+
 try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None
 
-LOCK_NAME = ".lock"
+# the lock file inside the folder (a query's output folder has one too)
+LOCK_NAME = LOCK
 
 
 class FolderInUse(ValueError):

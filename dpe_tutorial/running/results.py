@@ -1,22 +1,10 @@
-"""The results folder: its files, written by a run and read back by the figures.
+"""The results folder: a run's files written, checked on a rerun, and read back by the figures.
 
 A run is one method (acquisition score, beta, KL form) over one or more
-trials. :func:`dpe_tutorial.running.experiment.run_experiment` writes, through the
-writers here and in :mod:`dpe_tutorial.running.run_record`:
-
-- ``config.json`` (run_record): the resolved config and provenance (dataset
-  with its fingerprint, package and library versions, backend, device, git
-  commit, and per session the start and end times, epochs trained and rounds
-  resumed);
-- ``results.csv``: one row per trial and round, derived from the checkpoints;
-- ``rounds/trial{t}_round{r}.npz``: the labelled indices of the round, the
-  indices acquired after it with their scores, the scores of the whole
-  unlabelled pool and the mean test prediction (for the book's figures), and
-  with ``member_predictions`` every member's test prediction (float16);
-- ``checkpoints/trial{t}.json``: what a rerun resumes from, and while a round
-  trains, ``checkpoints/trial{t}_round{r}_epoch.npz``: its state after its
-  last finished epoch;
-- ``.lock``: held (``flock``) by the run working in the folder.
+trials. :func:`dpe_tutorial.running.experiment.run_experiment` writes, through
+the writers here and in :mod:`~.run_record` (``config.json``), the files that
+:mod:`~.results_folder` names: ``results.csv``, the round files and the
+checkpoints.
 
 Every file is written atomically; a rerun checks every file it reads
 (:func:`check_folder`). A folder that holds another config, another run's
@@ -33,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,30 +30,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from . import active, lock
+from . import active
+from . import results_folder as folder
 from .active import RESULT_COLUMNS
 from .files import atomic_write
+from .results_folder import CHECKPOINT_FILE, EPOCH_FILE, ROUND_FILE, round_file
 
 if TYPE_CHECKING:
     from .config import ExperimentConfig
 
 # What a round file holds; a rerun opens every one and checks these load.
 ROUND_ARRAYS = ("labelled", "acquired", "acquired_scores", "pool_scores", "test_probs")
-_CHECKPOINT_FILE = re.compile(r"^trial(\d+)\.json$")
-_ROUND_FILE = re.compile(r"^trial(\d+)_round(\d+)\.npz$")
-_EPOCH_FILE = re.compile(r"^trial(\d+)_round(\d+)_epoch\.npz$")
-
-
-def checkpoint_file(out_dir: Path, trial: int) -> Path:
-    return out_dir / "checkpoints" / f"trial{trial}.json"
-
-
-def epoch_checkpoint(out_dir: Path, trial: int, round_index: int) -> Path:
-    return out_dir / "checkpoints" / f"trial{trial}_round{round_index}_epoch.npz"
-
-
-def _round_file(out_dir: Path, trial: int, round_index: int) -> Path:
-    return out_dir / "rounds" / f"trial{trial}_round{round_index}.npz"
 
 
 def note(message: str) -> None:
@@ -81,24 +55,24 @@ def note(message: str) -> None:
 
 def remove_partial_files(out_dir: Path) -> None:
     """Temporary files of writes a killed run never finished (we hold the lock: none are live)."""
-    for folder in (out_dir, out_dir / "rounds", out_dir / "checkpoints"):
-        for path in folder.glob(".*.partial"):
+    for inside in (out_dir, out_dir / folder.ROUNDS, out_dir / folder.CHECKPOINTS):
+        for path in inside.glob(".*.partial"):
             path.unlink(missing_ok=True)
 
 
 def refuse_foreign_folder(out_dir: Path) -> None:
     """A folder without config.json is used only when empty: it might hold anything."""
-    found = sorted(p.name for p in out_dir.iterdir() if p.name != lock.LOCK_NAME)
+    found = sorted(p.name for p in out_dir.iterdir() if p.name != folder.LOCK)
     if not found:
         return
-    if {"checkpoints", "rounds", "results.csv"} & set(found):
+    if {folder.CHECKPOINTS, folder.ROUNDS, folder.RESULTS} & set(found):
         raise ValueError(
-            f"{out_dir} holds results but no config.json, which says what they are; "
-            "restore config.json from a backup, or choose another output folder"
+            f"{out_dir} holds results but no {folder.RECORD}, which says what they are; "
+            f"restore {folder.RECORD} from a backup, or choose another output folder"
         )
     shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
     raise ValueError(
-        f"{out_dir} is not empty ({shown}) and is not a results folder (no config.json); "
+        f"{out_dir} is not empty ({shown}) and is not a results folder (no {folder.RECORD}); "
         "choose a new or empty folder"
     )
 
@@ -118,7 +92,7 @@ def save_round(out_dir: Path, trial: int, round_index: int, output: active.Round
     if output.test_member_probs is not None:  # optional: older folders lack it
         arrays["test_member_probs"] = output.test_member_probs.astype(np.float16)
     atomic_write(
-        _round_file(out_dir, trial, round_index),
+        round_file(out_dir, trial, round_index),
         lambda handle: np.savez_compressed(handle, **arrays),
     )
 
@@ -133,14 +107,14 @@ def check_folder(
     checkpoints of finished rounds (a run stopped before removing them) go.
     """
     states = {}
-    for path in sorted((out_dir / "checkpoints").glob("trial*.json")):
-        match = _CHECKPOINT_FILE.match(path.name)
+    for path in sorted((out_dir / folder.CHECKPOINTS).glob(folder.CHECKPOINT_FILES)):
+        match = CHECKPOINT_FILE.match(path.name)
         if match:
             trial = int(match[1])
             states[trial] = active.load_checkpoint(path, sizes, acquisition, trial_seed(trial))
     done = {trial: len(state["rows"]) for trial, state in states.items()}
-    for path in sorted((out_dir / "rounds").glob("trial*.npz")):
-        match = _ROUND_FILE.match(path.name)
+    for path in sorted((out_dir / folder.ROUNDS).glob(folder.ROUND_FILES)):
+        match = ROUND_FILE.match(path.name)
         if not match:
             continue
         trial, round_index = int(match[1]), int(match[2])
@@ -148,7 +122,7 @@ def check_folder(
             continue  # written by a round that stopped before its checkpoint: it is redone
         if round_index > done.get(trial, 0):
             raise ValueError(
-                f"round file {path} is of a round that {checkpoint_file(out_dir, trial)} "
+                f"round file {path} is of a round that {folder.checkpoint_file(out_dir, trial)} "
                 f"does not record; {_rerun_hint(out_dir, trial)}"
             )
         problem = _round_file_problem(path, states[trial]["labelled"], sizes, round_index)
@@ -159,14 +133,14 @@ def check_folder(
             )
     for trial, rounds in done.items():
         for round_index in range(rounds):
-            if not _round_file(out_dir, trial, round_index).exists():
+            if not round_file(out_dir, trial, round_index).exists():
                 raise ValueError(
-                    f"round file {_round_file(out_dir, trial, round_index)} is missing, though "
-                    f"{checkpoint_file(out_dir, trial)} records its round; "
+                    f"round file {round_file(out_dir, trial, round_index)} is missing, though "
+                    f"{folder.checkpoint_file(out_dir, trial)} records its round; "
                     f"{_rerun_hint(out_dir, trial)}"
                 )
-    for path in (out_dir / "checkpoints").glob("trial*_epoch.npz"):
-        match = _EPOCH_FILE.match(path.name)
+    for path in (out_dir / folder.CHECKPOINTS).glob(folder.EPOCH_FILES):
+        match = EPOCH_FILE.match(path.name)
         if match and int(match[2]) < done.get(int(match[1]), 0):
             path.unlink(missing_ok=True)
     return done
@@ -174,8 +148,8 @@ def check_folder(
 
 def _rerun_hint(out_dir: Path, trial: int) -> str:
     return (
-        f"restore it from a backup, or move {checkpoint_file(out_dir, trial)} and "
-        f"{out_dir / 'rounds'}/trial{trial}_round*.npz away to run trial {trial} again"
+        f"restore it from a backup, or move {folder.checkpoint_file(out_dir, trial)} and "
+        f"{folder.trial_round_files(out_dir, trial)} away to run trial {trial} again"
     )
 
 
@@ -202,8 +176,8 @@ def _round_file_problem(path: Path, labelled: list[int], sizes, round_index: int
 def _results_text(out_dir: Path, config: ExperimentConfig) -> str | None:
     """results.csv as the checkpoints say it is; None before any round has finished."""
     rows = []
-    for checkpoint in sorted((out_dir / "checkpoints").glob("trial*.json")):
-        match = _CHECKPOINT_FILE.match(checkpoint.name)
+    for checkpoint in sorted((out_dir / folder.CHECKPOINTS).glob(folder.CHECKPOINT_FILES)):
+        match = CHECKPOINT_FILE.match(checkpoint.name)
         if match:
             rows += [
                 {**row, "trial": int(match[1])}
@@ -223,7 +197,7 @@ def _results_text(out_dir: Path, config: ExperimentConfig) -> str | None:
 def write_results(out_dir: Path, config: ExperimentConfig) -> None:
     text = _results_text(out_dir, config)
     if text is not None:
-        atomic_write(out_dir / "results.csv", text)
+        atomic_write(folder.results_file(out_dir), text)
 
 
 def sync_results(out_dir: Path, config: ExperimentConfig) -> None:
@@ -233,7 +207,7 @@ def sync_results(out_dir: Path, config: ExperimentConfig) -> None:
     written are missing) is replaced; one that disagrees otherwise (damaged,
     edited) is kept beside it as ``results.csv.replaced-<time>``.
     """
-    path = out_dir / "results.csv"
+    path = folder.results_file(out_dir)
     rebuilt = _results_text(out_dir, config)
     try:
         existing = path.read_text(encoding="utf-8")
@@ -248,7 +222,7 @@ def sync_results(out_dir: Path, config: ExperimentConfig) -> None:
     elif rebuilt is not None and _is_behind(existing, rebuilt):
         note(f"{path} lacked finished rounds (a run stopped before writing it); rebuilt it")
     else:
-        kept = path.with_name(f"results.csv.replaced-{dt.datetime.now():%Y%m%dT%H%M%S%f}")
+        kept = path.with_name(f"{folder.RESULTS}.replaced-{dt.datetime.now():%Y%m%dT%H%M%S%f}")
         os.replace(path, kept)
         note(
             f"{path} did not match the checkpoints (damaged or edited); kept it as "
@@ -311,10 +285,10 @@ def load_run(run_dir) -> Run:
     path = Path(run_dir)
     if not path.is_dir():
         raise FileNotFoundError(f"results folder {path} does not exist")
-    config_path = path / "config.json"
+    config_path = folder.record_file(path)
     if not config_path.is_file():
         raise FileNotFoundError(
-            f"{path} has no config.json: it is not a results folder written by run_experiment"
+            f"{path} has no {folder.RECORD}: it is not a results folder written by run_experiment"
         )
     try:
         record = json.loads(config_path.read_text())
@@ -327,9 +301,11 @@ def load_run(run_dir) -> Run:
     if not isinstance(record.get("method"), str) or not record["method"]:
         raise ValueError(f"{config_path} has no 'method' label")
 
-    results_path = path / "results.csv"
+    results_path = folder.results_file(path)
     if not results_path.is_file():
-        raise FileNotFoundError(f"{path} has no results.csv: no trial of this run has finished yet")
+        raise FileNotFoundError(
+            f"{path} has no {folder.RESULTS}: no trial of this run has finished yet"
+        )
     try:
         results = pd.read_csv(results_path)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
@@ -360,8 +336,8 @@ def find_runs(root) -> list[Run]:
         return []
     return [
         load_run(config.parent)
-        for config in sorted(root.rglob("config.json"))
-        if (config.parent / "results.csv").is_file()
+        for config in sorted(root.rglob(folder.RECORD))
+        if folder.results_file(config.parent).is_file()
     ]
 
 
@@ -378,12 +354,14 @@ def as_runs(runs) -> list[Run]:
     return runs
 
 
-def tables_under(root, pattern: str, method_of: Callable[[dict], str]) -> pd.DataFrame:
-    """Every row of every ``results.csv`` matching ``root/pattern``, with its run's method
-    (``method_of`` of the run's config, as a dict) and folder: a study's rows in one table."""
+def tables_under(root, folders: str, method_of: Callable[[dict], str]) -> pd.DataFrame:
+    """Every row of every ``results.csv`` in the run folders matching ``root/folders``, with its
+    run's method (``method_of`` of the run's config, as a dict) and folder: a study's rows in
+    one table."""
+    pattern = f"{folders}/{folder.RESULTS}"
     frames = []
     for path in sorted(Path(root).glob(pattern)):
-        config = json.loads((path.parent / "config.json").read_text())["config"]
+        config = json.loads(folder.record_file(path.parent).read_text())["config"]
         table = pd.read_csv(path)
         table["method"] = method_of(config)
         table["folder"] = str(path.parent)
@@ -407,21 +385,23 @@ def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
 
 def saved_rounds(run: Run, trial: int) -> list[int]:
     """The rounds saved for a trial, in order; FileNotFoundError when there is none."""
-    folder = run.path / "rounds"
+    rounds_dir = run.path / folder.ROUNDS
     saved = (
         sorted(
             (int(match[1]), int(match[2]))
-            for match in (_ROUND_FILE.fullmatch(file.name) for file in folder.glob("trial*.npz"))
+            for match in (
+                ROUND_FILE.fullmatch(file.name) for file in rounds_dir.glob(folder.ROUND_FILES)
+            )
             if match
         )
-        if folder.is_dir()
+        if rounds_dir.is_dir()
         else []
     )
     rounds = [r for t, r in saved if t == trial]
     if not rounds:
         trials = sorted({t for t, _ in saved})
         have = f"saved trials are {', '.join(map(str, trials))}" if trials else "none is saved"
-        raise FileNotFoundError(f"{folder} holds no round of trial {trial}; {have}")
+        raise FileNotFoundError(f"{rounds_dir} holds no round of trial {trial}; {have}")
     return rounds
 
 
@@ -435,7 +415,7 @@ def load_round(run: Run, trial: int = 0, round: int | None = None) -> dict[str, 
             f"{run.path} has no round {round} for trial {trial}; "
             f"saved rounds are {', '.join(map(str, rounds))}"
         )
-    file = _round_file(run.path, trial, round)
+    file = round_file(run.path, trial, round)
     with np.load(file) as saved:
         missing = [name for name in ROUND_ARRAYS if name not in saved.files]
         if missing:

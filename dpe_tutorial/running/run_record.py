@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from . import data, provenance
 from .files import atomic_write, read_checked_json
 from .results import note
+from .results_folder import record_file
 
 if TYPE_CHECKING:
     from .config import ExperimentConfig
@@ -90,7 +91,7 @@ def record_for(record, config: ExperimentConfig, split: data.Split, sizes, out_d
     stored = record["dataset"]
     if stored.get("fingerprint") is None:
         stored["fingerprint"] = found["fingerprint"]
-        note(f"{out_dir}/config.json had no data fingerprint (an older run); recorded this data's")
+        note(f"{record_file(out_dir)} had no data fingerprint (an older run); recorded this data's")
     elif stored["fingerprint"] != found["fingerprint"]:
         changed = [
             f"{key} {stored.get(key)!r} -> {value!r}"
@@ -107,4 +108,4 @@ def record_for(record, config: ExperimentConfig, split: data.Split, sizes, out_d
 
 
 def write_record(out_dir: Path, record: dict) -> None:
-    atomic_write(out_dir / "config.json", json.dumps(record, indent=2))
+    atomic_write(record_file(out_dir), json.dumps(record, indent=2))

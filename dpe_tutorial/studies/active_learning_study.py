@@ -91,7 +91,7 @@ def load_results(out_root, name: str = PRESET):
     """Every row of every run's ``results.csv`` under ``out_root/name``, with its method."""
     from ..running.results import tables_under
 
-    table = tables_under(Path(out_root) / name, "*/results.csv", method_of)
+    table = tables_under(Path(out_root) / name, "*", method_of)
     table["n_labeled"] = table["n_labeled"].astype(int)
     return table
 
@@ -252,11 +252,11 @@ def wall_time(results) -> str:
     """
     import json
 
+    from ..running.results_folder import record_file
     from ..running.run_provenance import UNTIMED_REASON, untimed_sessions
 
     records = [
-        json.loads((Path(folder) / "config.json").read_text())
-        for folder in sorted(set(results["folder"]))
+        json.loads(record_file(folder).read_text()) for folder in sorted(set(results["folder"]))
     ]
     sessions = [session for record in records for session in record.get("sessions") or []]
     if not sessions:

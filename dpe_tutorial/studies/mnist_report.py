@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..figures import palette
 from ..running.config import FEW_LABELS_RECIPE
+from ..running.results_folder import RESULTS
 from . import intervals
 from . import mnist_study as study
 
@@ -39,7 +40,7 @@ def load(out_root):
     """Every row of the study under ``out_root``; an empty table when nothing is there yet."""
     import pandas as pd
 
-    if not any(Path(out_root).glob("*/results.csv")):
+    if not any(Path(out_root).glob(f"*/{RESULTS}")):
         return pd.DataFrame(columns=[*RESULT_COLUMNS, "folder"])
     return study.load_results(out_root)
 

@@ -135,7 +135,7 @@ def load_results(out_root):
     """Every row of every arm under ``out_root``, with its arm and folder."""
     from ..running.results import tables_under
 
-    return tables_under(out_root, "*/results.csv", arm_of)
+    return tables_under(out_root, "*", arm_of)
 
 
 def per_seed(results):

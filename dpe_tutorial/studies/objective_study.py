@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..method.choices import FORMS, elbo_multiple
 from ..running.config import ExperimentConfig, beta_label, run_slug
+from ..running.results_folder import RESULTS, record_file
 from . import paired as paired_rule
 from .markdown import mean_and_spread, summary_table
 from .objective_comparisons import (  # noqa: F401  (the study's reading, re-exported)
@@ -133,8 +134,8 @@ def load_results(out_root):
     import pandas as pd
 
     frames = []
-    for results in sorted(Path(out_root).glob("w*/*/results.csv")):
-        config = json.loads((results.parent / "config.json").read_text())["config"]
+    for results in sorted(Path(out_root).glob(f"w*/*/{RESULTS}")):
+        config = json.loads(record_file(results.parent).read_text())["config"]
         table = pd.read_csv(results)
         table["width"] = config["width"]
         table["form"] = "plain" if config["beta"] == 0 else config["kl_form"]
@@ -150,7 +151,7 @@ def load_results(out_root):
         table["folder"] = str(results.parent)
         frames.append(table)
     if not frames:
-        raise ValueError(f"no results under {out_root}/w*/*/results.csv")
+        raise ValueError(f"no results under {out_root}/w*/*/{RESULTS}")
     return pd.concat(frames, ignore_index=True)
 
 
