@@ -25,7 +25,8 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from dpe_tutorial import acquisition, provenance  # noqa: E402
+from dpe_tutorial.method import acquisition  # noqa: E402
+from dpe_tutorial.running import provenance  # noqa: E402
 
 TARGET_SECONDS = 0.2
 TARGET_POOL = 50_000

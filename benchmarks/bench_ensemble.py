@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from dpe_tutorial import provenance
+from dpe_tutorial.running import provenance
 
 PRESETS = {
     # small enough to finish in minutes on 2 CPU cores
@@ -44,7 +44,7 @@ def training_flops_per_image(model) -> float:
     """
     from keras import layers, ops
 
-    from dpe_tutorial.models import MemberDense, leaf_layers
+    from dpe_tutorial.method.models import MemberDense, leaf_layers
 
     forward = 0.0
     for layer in leaf_layers(model):
@@ -62,7 +62,7 @@ def measure_one(layout, members, width, batch, steps, warmup, mixed_precision, m
     import keras
     import numpy as np
 
-    from dpe_tutorial.ensemble import DeepProbabilisticEnsemble
+    from dpe_tutorial.method.ensemble import DeepProbabilisticEnsemble
 
     keras.utils.set_random_seed(0)
     model = DeepProbabilisticEnsemble(

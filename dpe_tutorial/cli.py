@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args.quiet_backend = not (args.verbose or debug or "TF_CPP_MIN_LOG_LEVEL" in os.environ)
     if args.quiet_backend:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # read when TensorFlow is imported
-    from . import tracing
+    from .running import tracing
 
     tracing.keep_backend_notices(not (args.quiet_backend or getattr(args, "quiet", False)))
     with _Interrupts() as interrupts:
@@ -193,16 +193,16 @@ def _one_line(error: Exception, debug: bool) -> str:
 
 
 def _run(args) -> int:
-    from .config import ExperimentConfig, preset
+    from .running.config import ExperimentConfig, preset
 
     # checked before the backend is imported: a bad field answers at once
     config = preset(args.preset) if args.preset else ExperimentConfig.from_yaml(args.config)
     config = config.with_overrides(args.set or [])
     _quiet_python_logging(args)
-    from . import tracing
+    from .running import tracing
 
     tracing.import_keras()  # its import-time notices once, or not at all
-    from .experiment import run_experiment
+    from .running.experiment import run_experiment
 
     start = time.perf_counter()
     table = run_experiment(config, args.out, quiet=args.quiet)
@@ -220,7 +220,7 @@ def _presets(args) -> int:
 
 def presets_table() -> str:
     """A field per row and a preset per column: the fields that differ, and beta and kl_form."""
-    from .config import preset_differences
+    from .running.config import preset_differences
 
     rows = preset_differences()
     names = list(next(iter(rows.values())))
@@ -237,7 +237,7 @@ def fields_table() -> str:
     """Every config field: its default, the values it takes, and what it means."""
     import dataclasses
 
-    from .config import FIELD_DOCS, ExperimentConfig, show_value
+    from .running.config import FIELD_DOCS, ExperimentConfig, show_value
 
     lines = []
     for field in dataclasses.fields(ExperimentConfig):
@@ -265,7 +265,8 @@ def _columns(rows: list[list[str]]) -> str:
 
 
 def _plot(args) -> int:
-    from . import plots, results
+    from .figures import plots
+    from .running import results
 
     _check_output_file(Path(args.out))  # before the slow part
     runs = [results.load_run(path) for path in args.run_dirs]
@@ -277,7 +278,7 @@ def _plot(args) -> int:
 
 def _query(args) -> int:
     _quiet_python_logging(args)
-    from . import query
+    from .labelling import query
 
     config = query.resolve_config(args.preset or args.config, args.set or [])
     classes = args.classes.split(",") if args.classes else None
@@ -310,7 +311,7 @@ def _query(args) -> int:
 
 
 def _merge_labels(args) -> int:
-    from .merge_labels import merge_labels
+    from .labelling.merge_labels import merge_labels
 
     merged = merge_labels(args.suggestions, args.labels, args.pool)
     print(

@@ -1,4 +1,4 @@
-"""Run (or resume) the active-learning study of dpe_tutorial.active_learning_study.
+"""Run (or resume) the active-learning study of dpe_tutorial.studies.active_learning_study.
 
     python scripts/active_learning_study.py --out results/active-learning   # 4 methods, 3 trials
     python scripts/active_learning_study.py --out results/active-learning --trials 0
@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from dpe_tutorial import active_learning_study as study
+from dpe_tutorial.studies import active_learning_study as study
 
 
 def main() -> int:

@@ -23,7 +23,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from PIL import Image
 
-from dpe_tutorial import active, data, intervals, provenance, query, tracing
+from dpe_tutorial.labelling import query
+from dpe_tutorial.running import active, data, provenance, tracing
+from dpe_tutorial.studies import intervals
 
 POOL, HELD_OUT, LABELS = 3000, 1000, 20
 

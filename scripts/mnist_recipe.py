@@ -22,8 +22,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from dpe_tutorial import active, data, files, metrics, provenance, training
-from dpe_tutorial.ensemble import DeepProbabilisticEnsemble
+from dpe_tutorial.method import metrics, training
+from dpe_tutorial.method.ensemble import DeepProbabilisticEnsemble
+from dpe_tutorial.running import active, data, files, provenance
 
 VALIDATION = 5000
 SIZES = (20, 100, 400)

@@ -24,9 +24,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 
-from dpe_tutorial import data, files, metrics, provenance, results
-from dpe_tutorial.config import ExperimentConfig
-from dpe_tutorial.experiment import EnsembleLearner, load_data
+from dpe_tutorial.method import metrics
+from dpe_tutorial.running import data, files, provenance, results
+from dpe_tutorial.running.config import ExperimentConfig
+from dpe_tutorial.running.experiment import EnsembleLearner, load_data
 
 # name -> config fields that differ from the run's own
 RECIPES = {

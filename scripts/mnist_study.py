@@ -1,4 +1,4 @@
-"""Run (or resume) the MNIST active-learning study of dpe_tutorial.mnist_study.
+"""Run (or resume) the MNIST active-learning study of dpe_tutorial.studies.mnist_study.
 
     python scripts/mnist_study.py --out results/mnist-study            # all arms, 5 seeds
     python scripts/mnist_study.py --out results/mnist-study --trials 0
@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-from dpe_tutorial import mnist_study as study
+from dpe_tutorial.studies import mnist_study as study
 
 
 def main() -> int:

@@ -1,4 +1,4 @@
-"""Run (or resume) the objective study of dpe_tutorial.studies into a results folder.
+"""Run (or resume) the objective study (dpe_tutorial.studies.objective_study) into a results folder.
 
     python scripts/objective_study.py --out results/objective-study   # every arm, 2 trials
     python scripts/objective_study.py --out results/objective-study --arms plain --trials 2
@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from dpe_tutorial import studies
+from dpe_tutorial.studies import objective_study
 
 
 def main() -> int:
@@ -25,8 +25,8 @@ def main() -> int:
     parser.add_argument(
         "--data", default=os.environ.get("DPE_DATA", "../shared/data/cifar10-jpeg.zip")
     )
-    parser.add_argument("--width", type=int, default=studies.BASE["width"])
-    parser.add_argument("--epochs", type=int, default=studies.BASE["epochs"])
+    parser.add_argument("--width", type=int, default=objective_study.BASE["width"])
+    parser.add_argument("--epochs", type=int, default=objective_study.BASE["epochs"])
     parser.add_argument("--arms", nargs="+", help="plain or FORM:BETA (default: every arm)")
     parser.add_argument(
         "--trials", type=int, nargs="+", default=[0, 1], help="trial indices to run"
@@ -38,10 +38,10 @@ def main() -> int:
     args = parser.parse_args()
     try:
         if args.report:
-            print(studies.report(studies.load_results(args.out)))
+            print(objective_study.report(objective_study.load_results(args.out)))
             return 0
-        chosen = [studies.Arm.parse(text) for text in args.arms] if args.arms else None
-        studies.run_study(
+        chosen = [objective_study.Arm.parse(text) for text in args.arms] if args.arms else None
+        objective_study.run_study(
             args.out,
             args.data,
             width=args.width,

@@ -1,4 +1,4 @@
-"""Run (or resume) the reference-posterior study of dpe_tutorial.posterior_study.
+"""Run (or resume) the reference-posterior study of dpe_tutorial.studies.posterior_study.
 
     python scripts/posterior_study.py --out results/posterior-study
     python scripts/posterior_study.py --out /tmp/check --sizes 24 --seeds 0 --samples 100
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dpe_tutorial import posterior_study as study
+from dpe_tutorial.studies import posterior_study as study
 
 
 def main() -> int:

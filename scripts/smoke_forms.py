@@ -14,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from dpe_tutorial import experiment, kl, provenance
+from dpe_tutorial.method import kl
+from dpe_tutorial.running import experiment, provenance
 
 
 def main(argv: list[str] | None = None) -> int:

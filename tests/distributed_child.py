@@ -14,8 +14,8 @@ import sys
 import keras
 import numpy as np
 
-from dpe_tutorial import distribution
-from dpe_tutorial.ensemble import DeepProbabilisticEnsemble
+from dpe_tutorial.method import distribution
+from dpe_tutorial.method.ensemble import DeepProbabilisticEnsemble
 
 MEMBERS = 8
 

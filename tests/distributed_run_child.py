@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from dpe_tutorial import experiment
+from dpe_tutorial.running import experiment
 
 SHRUNK = {
     "schedule": "linear-2",

@@ -8,7 +8,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from dpe_tutorial import acquisition
+from dpe_tutorial.method import acquisition
 
 DETERMINISTIC = [name for name in acquisition.names() if name != "random"]
 LOG2 = math.log(2)

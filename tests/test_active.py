@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from dpe_tutorial import acquisition, active
+from dpe_tutorial.method import acquisition
+from dpe_tutorial.running import active
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dpe_tutorial import active_learning_study as study
-from dpe_tutorial import experiment, palette, results
+from dpe_tutorial.figures import palette
+from dpe_tutorial.running import experiment, results
+from dpe_tutorial.studies import active_learning_study as study
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "active_learning_study.py"
 

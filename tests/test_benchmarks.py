@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dpe_tutorial import acquisition
+from dpe_tutorial.method import acquisition
 
 ROOT = Path(__file__).resolve().parents[1]
 

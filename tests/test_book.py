@@ -114,7 +114,7 @@ def test_the_book_builds_without_warnings(build, html):
     finished = sorted(
         p.parent.name for p in (out / "_build" / "runs" / preset).glob("*/results.csv")
     )
-    from dpe_tutorial import experiment
+    from dpe_tutorial.running import experiment
 
     # the default DPE, random acquisition and the plain ensemble
     expected = experiment.with_baselines(experiment.configure(preset))

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from dpe_tutorial import active_learning_study as al_study
-from dpe_tutorial import config, intervals, studies
+from dpe_tutorial.running import config
+from dpe_tutorial.studies import active_learning_study as al_study
+from dpe_tutorial.studies import intervals, objective_study
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTROPY, RANDOM = "DPE, predictive entropy", "DPE, random"
@@ -22,7 +23,7 @@ BALD, PLAIN = "DPE, mutual information", "plain ensemble, predictive entropy"
 
 @pytest.fixture(scope="module")
 def objective():
-    return studies.load_results(ROOT / "results" / "objective-study")
+    return objective_study.load_results(ROOT / "results" / "objective-study")
 
 
 @pytest.fixture(scope="module")
@@ -36,27 +37,27 @@ def _default_arm():
 
 
 def _readings(table):
-    from dpe_tutorial.objective_comparisons import row_direction
+    from dpe_tutorial.studies.objective_comparisons import row_direction
 
     return {metric: row_direction(row, metric) for metric, row in table.iterrows()}
 
 
 def test_chapter_9_section_1_the_default_is_better_on_nll_only(objective):
     form, beta = _default_arm()
-    readings = _readings(studies.arm_against_plain(objective, form, beta))
+    readings = _readings(objective_study.arm_against_plain(objective, form, beta))
     assert readings.pop("nll") == "better"
     assert set(readings.values()) == {"undecided"}
-    nll = studies.arm_against_plain(objective, form, beta, ("nll",)).iloc[0]
+    nll = objective_study.arm_against_plain(objective, form, beta, ("nll",)).iloc[0]
     assert intervals.sign_count(nll["differences"]) == "lower in all 3 pairs"
 
 
 def test_chapter_9_width_16_a_quarter_of_beta_is_worse_and_the_default_level(objective):
-    quarter = studies.arm_against_plain(
+    quarter = objective_study.arm_against_plain(
         objective, "paper", "elbo*0.025", ("ensemble_accuracy", "nll", "ece"), width=16
     )
     assert _readings(quarter) == {"ensemble_accuracy": "worse", "nll": "worse", "ece": "undecided"}
     assert intervals.sign_count(quarter.loc["ece", "differences"]) == "lower in both pairs"
-    kept = studies.arm_against_plain(
+    kept = objective_study.arm_against_plain(
         objective, "paper", "elbo*0.1", ("ensemble_accuracy", "nll", "ece"), width=16
     )
     assert set(_readings(kept).values()) == {"undecided"}

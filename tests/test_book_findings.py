@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dpe_tutorial import acquisition, data, digits_readings, experiment_figures, metrics, toy
-from dpe_tutorial.ensemble import DeepProbabilisticEnsemble
+from dpe_tutorial.book import digits_readings, experiment_figures
+from dpe_tutorial.method import acquisition, metrics
+from dpe_tutorial.method.ensemble import DeepProbabilisticEnsemble
+from dpe_tutorial.running import data, toy
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from dpe_tutorial import acquisition, data, kl
-from dpe_tutorial.ensemble import DeepProbabilisticEnsemble
+from dpe_tutorial.method import acquisition, kl
+from dpe_tutorial.method.ensemble import DeepProbabilisticEnsemble
+from dpe_tutorial.running import data
 
 
 def test_mutual_information_is_the_information_between_label_and_member():

@@ -31,8 +31,8 @@ def cli(*args, env=None, timeout=600):
 
 
 def test_presets_are_a_table_with_a_column_per_preset_and_beta_and_kl_form(capsys):
-    from dpe_tutorial.choices import DEFAULT_BETA, DEFAULT_KL_FORM
-    from dpe_tutorial.config import PRESETS
+    from dpe_tutorial.method.choices import DEFAULT_BETA, DEFAULT_KL_FORM
+    from dpe_tutorial.running.config import PRESETS
 
     assert main(["presets"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -49,7 +49,7 @@ def test_presets_are_a_table_with_a_column_per_preset_and_beta_and_kl_form(capsy
 def test_fields_lists_every_config_field_with_its_default(capsys):
     import dataclasses
 
-    from dpe_tutorial.config import FIELD_DOCS, ExperimentConfig
+    from dpe_tutorial.running.config import FIELD_DOCS, ExperimentConfig
 
     names = [field.name for field in dataclasses.fields(ExperimentConfig)]
     assert sorted(FIELD_DOCS) == sorted(names), "document each config field in FIELD_DOCS"
@@ -78,7 +78,7 @@ def test_run_help_points_to_the_fields_command(capsys):
 def test_commands_that_do_not_train_import_no_backend():
     code = """
 import contextlib, io, sys
-import dpe_tutorial, dpe_tutorial.config
+import dpe_tutorial, dpe_tutorial.running.config
 from dpe_tutorial.cli import main
 with contextlib.redirect_stdout(io.StringIO()):
     assert main(["presets"]) == 0
@@ -89,7 +89,7 @@ with contextlib.redirect_stdout(io.StringIO()):
         pass
     # a config that fails its checks answers before the backend is imported
     assert main(["run", "--preset", "smoke", "--set", "colour=red", "--out", "x"]) == 2
-from dpe_tutorial import plots
+from dpe_tutorial.figures import plots
 loaded = [name for name in ("keras", "tensorflow", "jax", "torch") if name in sys.modules]
 assert not loaded, loaded
 """
@@ -98,7 +98,7 @@ assert not loaded, loaded
 
 
 def test_the_built_in_member_names_are_the_models():
-    from dpe_tutorial import choices, models
+    from dpe_tutorial.method import choices, models
 
     assert set(choices.BUILTIN_MEMBERS) <= set(models.MEMBERS)
     assert set(choices.member_names()) == set(models.MEMBERS)
@@ -224,7 +224,7 @@ def test_backend_logging_is_quiet_unless_asked_for(args, before, after, monkeypa
 
 
 def test_a_finished_round_is_one_line():
-    from dpe_tutorial import progress
+    from dpe_tutorial.running import progress
 
     row = {
         "round": 1,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from dpe_tutorial import conjugate
-from dpe_tutorial.conjugate import GaussianModel
+from dpe_tutorial.book import conjugate
+from dpe_tutorial.book.conjugate import GaussianModel
 
 
 def random_case(seed: int):
@@ -205,7 +205,7 @@ def test_kl_normal_against_monte_carlo_and_its_special_cases():
 def test_kl_normal_is_the_exclusive_form_of_the_package_penalty():
     from keras import ops
 
-    from dpe_tutorial import kl
+    from dpe_tutorial.method import kl
 
     rng = np.random.default_rng(1)
     mean, var = rng.normal(size=20), rng.uniform(0.05, 2.0, size=20)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dpe_tutorial import data
+from dpe_tutorial.running import data
 
 ROOT = Path(__file__).resolve().parents[1]
 JPEG_ZIP = ROOT.parent / "shared" / "data" / "cifar10-jpeg.zip"
@@ -246,7 +246,7 @@ def test_digits_is_a_fixed_stratified_split_of_every_digit():
 def test_importing_the_module_and_loading_digits_starts_no_backend():
     script = (
         "import sys\n"
-        "from dpe_tutorial import data\n"
+        "from dpe_tutorial.running import data\n"
         "data.load_digits()\n"
         "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))\n"
     )

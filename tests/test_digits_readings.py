@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from dpe_tutorial import acquisition, digits_readings, kl
-from dpe_tutorial.ensemble import DeepProbabilisticEnsemble
+from dpe_tutorial.book import digits_readings
+from dpe_tutorial.method import acquisition, kl
+from dpe_tutorial.method.ensemble import DeepProbabilisticEnsemble
 
 
 def test_group_scores_has_a_row_per_image_in_order():

@@ -12,8 +12,9 @@ import keras
 import numpy as np
 import pytest
 
-from dpe_tutorial import config as config_module
-from dpe_tutorial import distribution, experiment, run_record
+from dpe_tutorial.method import distribution
+from dpe_tutorial.running import config as config_module
+from dpe_tutorial.running import experiment, run_record
 
 HERE = Path(__file__).parent
 
@@ -163,7 +164,7 @@ def test_runs_made_before_the_field_still_load_and_resume_as_none():
 
 
 def test_provenance_records_the_devices_and_the_mode():
-    from dpe_tutorial import provenance
+    from dpe_tutorial.running import provenance
 
     env = provenance.environment("data")
     assert env["distribution"] == "data"

@@ -11,9 +11,9 @@ from conftest import backend_gradients
 from keras import layers, ops
 from sklearn.datasets import load_digits
 
-from dpe_tutorial import kl, models
-from dpe_tutorial.choices import DEFAULT_KL_FORM
-from dpe_tutorial.ensemble import DeepProbabilisticEnsemble
+from dpe_tutorial.method import kl, models
+from dpe_tutorial.method.choices import DEFAULT_KL_FORM
+from dpe_tutorial.method.ensemble import DeepProbabilisticEnsemble
 
 pytestmark = pytest.mark.keras_backend
 

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dpe_tutorial import experiment, results
-from dpe_tutorial.choices import DEFAULT_BETA, DEFAULT_KL_FORM
-from dpe_tutorial.config import preset, run_slug
-from dpe_tutorial.experiment import ExperimentConfig
+from dpe_tutorial.method.choices import DEFAULT_BETA, DEFAULT_KL_FORM
+from dpe_tutorial.running import experiment, results
+from dpe_tutorial.running.config import preset, run_slug
+from dpe_tutorial.running.experiment import ExperimentConfig
 
 TINY = {
     "dataset": "digits",
@@ -269,7 +269,7 @@ def test_a_folder_of_another_config_is_refused(tiny_run):
 
 
 def test_run_comparison_puts_each_method_in_its_own_folder(tmp_path):
-    from dpe_tutorial import plots
+    from dpe_tutorial.figures import plots
 
     config = ExperimentConfig.from_dict(
         {**TINY, "epochs": 1, "name": "tiny", "kl_form": "exclusive", "beta": "elbo*0.1"}
@@ -381,7 +381,7 @@ def test_mc_dropout_and_power_sampling_have_their_own_names():
 
 
 def test_steps_fix_the_updates_of_a_round_whatever_its_size():
-    from dpe_tutorial import round_length
+    from dpe_tutorial.running import round_length
 
     assert round_length.round_epochs(20, 128, epochs=15, steps=None) == 15
     assert round_length.round_epochs(20, 128, epochs=15, steps=300) == 300  # one batch an epoch
@@ -391,7 +391,7 @@ def test_steps_fix_the_updates_of_a_round_whatever_its_size():
 
 
 def test_too_few_optimizer_steps_are_named_with_the_way_out():
-    from dpe_tutorial import round_length
+    from dpe_tutorial.running import round_length
 
     # the case: 15 epochs of 20 labels at batch 32 are 15 steps
     warning = round_length.few_steps_warning(20, 32, epochs=15, steps=None)
@@ -410,7 +410,7 @@ def test_too_few_optimizer_steps_are_named_with_the_way_out():
     [(None, "default (on for x86 Linux)"), ("0", "off"), ("1", "on"), ("false", "off")],
 )
 def test_the_onednn_state_is_read_from_the_environment(monkeypatch, value, state):
-    from dpe_tutorial import provenance
+    from dpe_tutorial.running import provenance
 
     if value is None:
         monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)

@@ -8,7 +8,7 @@ import stat
 import numpy as np
 import pytest
 
-from dpe_tutorial.files import atomic_write
+from dpe_tutorial.running.files import atomic_write
 
 
 def test_writes_text_bytes_and_through_a_writer(tmp_path):

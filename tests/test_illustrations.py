@@ -13,16 +13,10 @@ import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from dpe_tutorial import (
-    derivation_figures,
-    experiment_figures,
-    illustrations,
-    palette,
-    plots,
-    toy,
-    tracing,
-)
-from dpe_tutorial.conjugate import GaussianModel
+from dpe_tutorial.book import derivation_figures, experiment_figures, illustrations
+from dpe_tutorial.book.conjugate import GaussianModel
+from dpe_tutorial.figures import palette, plots
+from dpe_tutorial.running import toy, tracing
 
 matplotlib.use("Agg")
 
@@ -477,7 +471,7 @@ def test_ranked_images_show_the_extremes_of_the_score():
 
 
 def test_config_table_shows_no_float_noise():
-    from dpe_tutorial import experiment
+    from dpe_tutorial.running import experiment
 
     config = experiment.configure("smoke", learning_rate=float(np.float32(0.05)))
     table = experiment_figures.config_table([config])
@@ -542,7 +536,7 @@ def test_chapter_2s_reading_of_the_dpe_next_to_the_plain_ensemble_holds():
     # the same data, labels and settings as chapter 2: its prose says the plain ensemble's
     # mutual information peaks higher and averages higher on the pool, and the DPE's band of
     # high predictive entropy is broader
-    from dpe_tutorial import toy
+    from dpe_tutorial.running import toy
 
     data = toy.two_moons(n_train=500, n_test=1_000, noise=0.25, seed=0)
     labelled = np.random.default_rng(0).choice(len(data.x_train), size=24, replace=False)

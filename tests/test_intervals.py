@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dpe_tutorial import intervals
+from dpe_tutorial.studies import intervals
 
 
 def test_the_interval_is_the_t_interval_of_the_mean():

@@ -10,7 +10,7 @@ import pytest
 from conftest import backend_compiled, backend_value_and_grad
 from keras import ops
 
-from dpe_tutorial import kl
+from dpe_tutorial.method import kl
 
 pytestmark = pytest.mark.keras_backend
 

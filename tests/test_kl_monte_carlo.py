@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from dpe_tutorial import kl
+from dpe_tutorial.method import kl
 
 pytestmark = pytest.mark.keras_backend  # compares with kl.kl_terms, which runs on the backend
 

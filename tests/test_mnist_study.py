@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dpe_tutorial import mnist_study as study
-from dpe_tutorial.config import run_slug
+from dpe_tutorial.running.config import run_slug
+from dpe_tutorial.studies import mnist_study as study
 
 
 def test_every_arm_is_a_valid_config_with_its_own_folder():
@@ -78,11 +78,11 @@ def test_an_unfinished_seed_is_left_out_and_an_unreached_threshold_is_counted():
     assert summary.loc["MC dropout, BALD", "labels_to_90"] == "not reached in 4 seeds"
 
 
-# -- the chapter "Where active learning works" (dpe_tutorial.mnist_report) ---------------------
+# -- the chapter "Where active learning works" (dpe_tutorial.studies.mnist_report) ---------------
 
 
 def test_the_chapter_reads_an_empty_study_without_a_finished_seed():
-    from dpe_tutorial import mnist_report as report
+    from dpe_tutorial.studies import mnist_report as report
 
     empty = report.load("/nonexistent/mnist-study")
     assert empty.empty
@@ -100,7 +100,7 @@ def test_the_chapter_reads_an_empty_study_without_a_finished_seed():
 
 
 def test_the_reading_says_reproduced_only_with_every_seed_and_both_criteria():
-    from dpe_tutorial import mnist_report as report
+    from dpe_tutorial.studies import mnist_report as report
 
     # BALD reaches each accuracy 80 labels before random: 90 % well within 217 labels
     assert "The finding is reproduced" in report.reading(made_up_results(gap=80.0))
@@ -121,7 +121,7 @@ def test_the_reading_says_reproduced_only_with_every_seed_and_both_criteria():
 
 
 def test_the_recipe_tables_read_the_csv_with_and_without_the_old_defaults(tmp_path):
-    from dpe_tutorial import mnist_report as report
+    from dpe_tutorial.studies import mnist_report as report
 
     rows = []
     for model in ("dpe-paper-elbo*0.1", "ensemble", "mc-dropout", "smoke-preset"):

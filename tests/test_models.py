@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from dpe_tutorial import models
+from dpe_tutorial.method import models
 
 
 def _benchmark(name: str):

@@ -163,7 +163,7 @@ def test_papermill_runs_the_experiment_and_results_notebooks_on_a_tiny_budget(tm
         {**TINY, "preset": "smoke", "out_dir": str(runs)},
     )
     folders = sorted(p.parent for p in runs.rglob("results.csv"))
-    from dpe_tutorial import experiment
+    from dpe_tutorial.running import experiment
 
     # the DPE of these parameters, random acquisition and the plain ensemble
     smoke = experiment.with_baselines(experiment.configure("smoke", kl_form=TINY["kl_form"]))

@@ -100,7 +100,7 @@ def test_other_backends_do_not_need_tensorflow():
     pytest.importorskip("jax")
     script = (
         "import sys, numpy as np\n"
-        "from dpe_tutorial.ensemble import DeepProbabilisticEnsemble\n"
+        "from dpe_tutorial.method.ensemble import DeepProbabilisticEnsemble\n"
         "from dpe_tutorial import acquisition\n"
         "m = DeepProbabilisticEnsemble((8, 8, 1), 3, n_members=2, member='small_cnn',\n"
         "    member_kwargs={'width': 2}, beta=0.1, kl_form='exclusive')\n"
@@ -283,7 +283,7 @@ def test_environment_lock_is_the_export_of_uv_lock():
 
 
 def test_provenance_records_the_lock_hash(tmp_path):
-    from dpe_tutorial import provenance
+    from dpe_tutorial.running import provenance
 
     digest = hashlib.sha256((ROOT / "uv.lock").read_bytes()).hexdigest()
     assert provenance.lock_sha256() == digest

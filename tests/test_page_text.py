@@ -26,7 +26,7 @@ TENSORFLOW = (
         ("WARNING: All log messages before absl::InitializeLog() is called", "", "'absl'"),
         ("oneDNN custom operations are on. You may see", "TensorFlow log", "oneDNN"),
         ("/usr/lib/python3/foo.py:3: UserWarning: the thing", "Python warning", "UserWarning"),
-        ("<dpe_tutorial.tracing._DropRetracing at 0x7fe4dd380310>", "object repr", "_Drop"),
+        ("<dpe_tutorial.running.tracing._DropRetracing at 0x7fe4dd380310>", "object repr", "_Drop"),
         ("<object object at 0x7f0a1b2c3d40>", "object repr", "'<object object at"),
         ("runs in /tmp/bookcheck/_build/runs/smoke", "build-machine path", "'/tmp/'"),
         ("see /work/main/results for", "build-machine path", "'/work/'"),

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dpe_tutorial import paired
+from dpe_tutorial.studies import paired
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,9 @@ import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from dpe_tutorial import metrics, palette, plots, round_figures, run_provenance
+from dpe_tutorial.figures import palette, plots, round_figures
+from dpe_tutorial.method import metrics
+from dpe_tutorial.running import run_provenance
 
 POOL, TEST, CLASSES = 60, 20, 3
 SIZES = [10, 20, 30]
@@ -562,7 +564,7 @@ def test_rows_put_every_run_side_by_side_with_one_legend(dpe, random_run):
 
 
 def test_class_tilt_counts_each_trial_s_last_labelled_set_against_the_pool(dpe, random_run):
-    from dpe_tutorial import class_tilt
+    from dpe_tutorial.studies import class_tilt
 
     shares = class_tilt.last_round_shares([dpe, random_run], POOL_LABELS, CLASS_NAMES)
     assert shares.loc[("pool", -1), CLASS_NAMES].tolist() == pytest.approx([1 / 3] * 3)
@@ -583,7 +585,7 @@ def test_class_tilt_counts_each_trial_s_last_labelled_set_against_the_pool(dpe, 
 def test_a_labelled_set_of_one_class_is_far_from_the_pool_s_mix(monkeypatch):
     import pandas as pd
 
-    from dpe_tutorial import class_tilt
+    from dpe_tutorial.studies import class_tilt
 
     class OneClass:  # the least a Run needs here: a method and its results' trials
         method = "all cats"

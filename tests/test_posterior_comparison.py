@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dpe_tutorial import choices
-from dpe_tutorial import posterior_comparison as pc
+from dpe_tutorial.method import choices
+from dpe_tutorial.studies import posterior_comparison as pc
 
 
 def test_predictive_distance_known_values():
@@ -145,7 +145,7 @@ def test_study_cli_refuses_an_unknown_method_in_one_line(tmp_path):
 def test_study_runs_small_resumes_and_names_a_damaged_file(tmp_path, monkeypatch):
     import json
 
-    from dpe_tutorial import posterior_study as study
+    from dpe_tutorial.studies import posterior_study as study
 
     monkeypatch.setattr(study, "SIZE_CHECK_LABELS", 8)
     monkeypatch.setattr(study, "MEMBER_COUNTS", (2, 4))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dpe_tutorial import precision
-from dpe_tutorial.config import ExperimentConfig, preset
+from dpe_tutorial.running import precision
+from dpe_tutorial.running.config import ExperimentConfig, preset
 
 EPYC = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
 XEON_AMX = "flags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n"
@@ -32,7 +32,7 @@ def test_the_bfloat16_units_are_read_from_the_cpu_flags():
     ([], "NVIDIA H100", True),
 ])  # fmt: skip
 def test_auto_takes_bfloat16_where_the_machine_has_it(monkeypatch, units, gpu, expected):
-    from dpe_tutorial import provenance
+    from dpe_tutorial.running import provenance
 
     monkeypatch.setattr(precision, "cpu_bfloat16_units", lambda cpuinfo=None: units)
     monkeypatch.setattr(provenance, "_gpu_name", lambda: gpu)

@@ -15,9 +15,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dpe_tutorial import acquisition, query, query_pool, tracing
 from dpe_tutorial.cli import main
-from dpe_tutorial.merge_labels import merge_labels
+from dpe_tutorial.labelling import query, query_pool
+from dpe_tutorial.labelling.merge_labels import merge_labels
+from dpe_tutorial.method import acquisition
+from dpe_tutorial.running import tracing
 
 SHARED_CIFAR10 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.zip"
 # a tiny ensemble: seconds per query on 2 cores
@@ -328,7 +330,7 @@ def test_python_query_round_trip_and_rerun_into_the_same_folder(pool, tmp_path):
 
 
 def test_ctrl_c_and_divergence_say_what_a_query_does(pool, tmp_path, capsys, monkeypatch):
-    from dpe_tutorial import active, experiment
+    from dpe_tutorial.running import active, experiment
 
     root, labels, _ = pool
     out = tmp_path / "out"

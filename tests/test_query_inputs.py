@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dpe_tutorial import contact_sheet, query_labels, query_pool, tracing
 from dpe_tutorial.cli import main
-from dpe_tutorial.data import imagefolders
-from dpe_tutorial.merge_labels import merge_labels
+from dpe_tutorial.labelling import contact_sheet, query_labels, query_pool
+from dpe_tutorial.labelling.merge_labels import merge_labels
+from dpe_tutorial.running import tracing
+from dpe_tutorial.running.data import imagefolders
 
 
 @pytest.fixture(autouse=True)
@@ -296,7 +297,7 @@ def test_repeated_and_informational_backend_notices_are_filtered():
 @pytest.mark.parametrize(("keep", "most"), [(True, 1), (False, 0)])
 def test_the_onednn_notice_shows_at_most_once_and_not_when_quiet(keep, most):
     code = (
-        "from dpe_tutorial import tracing\n"
+        "from dpe_tutorial.running import tracing\n"
         f"tracing.keep_backend_notices({keep})\n"
         "tracing.import_keras()"
     )

@@ -133,7 +133,7 @@ def dpe_command_lines() -> list[list[str]]:
 
 def test_every_dpe_tutorial_command_line_parses_with_real_presets_and_fields():
     from dpe_tutorial.cli import _parser
-    from dpe_tutorial.config import PRESETS, ExperimentConfig
+    from dpe_tutorial.running.config import PRESETS, ExperimentConfig
 
     fields = {field.name for field in dataclasses.fields(ExperimentConfig)}
     lines = dpe_command_lines()
@@ -190,14 +190,32 @@ def package_modules() -> set[str]:
     return names
 
 
+def module_list() -> list[str]:
+    """The modules "The package" lists: each bullet names its floor, then the floor's modules."""
+    bullets = re.findall(r"^- (.*?)(?=^- |^$)", section("The package"), re.M | re.S)
+    assert bullets, "The package lists no floors"
+    named = []
+    for bullet in bullets:
+        floor, *modules = re.findall(r"`([^`]+)`", bullet)
+        named += [floor, *(f"{floor}.{module}" for module in modules)]
+    return named
+
+
 def test_the_module_list_names_every_module_and_only_modules():
-    """In "The package", every inline code word in its list is a module of dpe_tutorial."""
-    listing = section("The package").split("\n- ", 1)[1]
-    named = re.findall(r"`([^`]+)`", listing)
+    """In "The package", every inline code word of a bullet is a module of its floor."""
+    named = module_list()
     assert len(named) == len(set(named)), "a module is listed twice"
     modules = package_modules()
     assert not set(named) - modules, f"not modules of dpe_tutorial: {set(named) - modules}"
     assert not modules - set(named), f"modules the README leaves out: {modules - set(named)}"
+
+
+def test_the_public_api_it_names_is_dpe_tutorial_all():
+    import dpe_tutorial
+
+    paragraph = section("The package").split("The public API", 1)[1].split("\n\n", 1)[0]
+    named = set(re.findall(r"`([A-Za-z_]+)`", paragraph)) - {"dpe_tutorial"}
+    assert named == set(dpe_tutorial.__all__) - {"__version__"}
 
 
 def test_facts_that_drift_stay_out():

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dpe_tutorial import kl, models, reference_posterior
-from dpe_tutorial.reference_posterior import Network
+from dpe_tutorial.method import kl, models
+from dpe_tutorial.studies import reference_posterior
+from dpe_tutorial.studies.reference_posterior import Network
 
 
 def test_network_counts_and_prior_variances():

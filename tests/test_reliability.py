@@ -27,10 +27,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dpe_tutorial import active, data, experiment, lock, results, run_record
 from dpe_tutorial import cli as cli_module
-from dpe_tutorial.choices import DEFAULT_BETA
 from dpe_tutorial.cli import main
+from dpe_tutorial.method.choices import DEFAULT_BETA
+from dpe_tutorial.running import active, data, experiment, lock, results, run_record
 
 # two rounds of a tiny ensemble on digits: seconds
 TINY = [
@@ -197,7 +197,7 @@ def test_a_folder_that_is_not_a_results_folder_is_refused(tmp_path, capsys):
 
 # -- 2. a lock on the folder --------------------------------------------------
 
-HOLD = "import sys, time\nfrom dpe_tutorial import lock\nwith lock.hold(sys.argv[1]):\n"
+HOLD = "import sys, time\nfrom dpe_tutorial.running import lock\nwith lock.hold(sys.argv[1]):\n"
 HOLD += "    print('held', flush=True)\n    time.sleep(600)\n"
 
 

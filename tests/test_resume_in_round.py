@@ -95,7 +95,7 @@ def test_a_run_killed_inside_a_round_resumes_from_its_last_epoch(tmp_path):
 
 
 def test_the_batch_stream_resumed_at_an_epoch_is_the_uninterrupted_stream_from_there():
-    from dpe_tutorial.experiment import EpochOrder
+    from dpe_tutorial.running.experiment import EpochOrder
 
     images, labels = np.arange(10)[:, None], np.arange(10)
     whole = EpochOrder(images, labels, batch_size=4, seed=3)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from dpe_tutorial import metrics, shifts
+from dpe_tutorial.method import metrics, shifts
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ import pytest
 from conftest import backend_gradients
 from keras import ops
 
-from dpe_tutorial import experiment, kl
-from dpe_tutorial.ensemble import DeepProbabilisticEnsemble
+from dpe_tutorial.method import kl
+from dpe_tutorial.method.ensemble import DeepProbabilisticEnsemble
+from dpe_tutorial.running import experiment
 
 SPREAD = 1e-6
 

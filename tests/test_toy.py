@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from keras import layers, ops
 
-from dpe_tutorial import active, models, toy
-from dpe_tutorial.ensemble import DeepProbabilisticEnsemble
+from dpe_tutorial.method import models
+from dpe_tutorial.method.ensemble import DeepProbabilisticEnsemble
+from dpe_tutorial.running import active, toy
 
 
 def numpy_of(x) -> np.ndarray:

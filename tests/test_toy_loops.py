@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dpe_tutorial import toy, toy_loops
+from dpe_tutorial.book import toy_loops
+from dpe_tutorial.running import toy
 
 SETTINGS = {"n_members": 2, "width": 4, "depth": 1, "steps": 2}
 SAME = ["n_labeled", "round", "acquisition", "ensemble_accuracy", "nll", "ece"]

@@ -1,0 +1,8 @@
+"""The studies behind the book's findings, and their statistics.
+
+Each study module says which configs it runs and how it reads them
+(``objective_study``, ``active_learning_study``, ``mnist_study``,
+``posterior_study``); ``intervals``, ``paired``, ``class_tilt`` and ``markdown``
+are the statistics and tables they report with. Built on the floors below:
+:mod:`dpe_tutorial.method`, :mod:`dpe_tutorial.running`, :mod:`dpe_tutorial.figures`.
+"""
