@@ -74,9 +74,16 @@ def declared_distributions() -> set[str]:
     return {Requirement(spec).name.lower() for spec in PROJECT["dependencies"]}
 
 
-def imported_top_level_modules() -> set[str]:
+# modules that are JAX programs, not Keras code: the reference posterior samples with NumPyro
+# on JAX whatever the backend, from the `jax` extra
+JAX_PROGRAMS = {"dpe_tutorial/studies/reference_posterior.py": ({"jax", "numpyro"}, "jax")}
+
+
+def imported_top_level_modules(path_filter=lambda path: True) -> set[str]:
     modules = set()
     for path in (ROOT / "dpe_tutorial").rglob("*.py"):
+        if not path_filter(path.relative_to(ROOT).as_posix()):
+            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 modules.update(alias.name.split(".")[0] for alias in node.names)
@@ -85,14 +92,42 @@ def imported_top_level_modules() -> set[str]:
     return modules - set(sys.stdlib_module_names) - {"dpe_tutorial", "__future__"}
 
 
+def keras_code_modules() -> set[str]:
+    return imported_top_level_modules(lambda path: path not in JAX_PROGRAMS)
+
+
 def test_runtime_dependencies_are_what_the_package_imports():
-    imported = {DISTRIBUTION_OF.get(m, m).lower() for m in imported_top_level_modules()}
+    imported = {DISTRIBUTION_OF.get(m, m).lower() for m in keras_code_modules()}
     assert imported == declared_distributions()
 
 
 def test_no_backend_is_imported_by_the_package():
     # the same code must run on TensorFlow, JAX and PyTorch: only keras.ops
-    assert not imported_top_level_modules() & {"tensorflow", "jax", "torch"}
+    assert not keras_code_modules() & {"tensorflow", "jax", "torch"}
+
+
+@pytest.mark.parametrize("path", sorted(JAX_PROGRAMS))
+def test_jax_programs_import_only_their_extra_and_only_when_used(path):
+    imports, extra = JAX_PROGRAMS[path]
+    outside = imported_top_level_modules(lambda found: found == path) - keras_code_modules()
+    assert outside == imports
+    declared = {Requirement(spec).name.lower() for spec in EXTRAS[extra]}
+    assert imports <= declared, f"{extra} extra must declare {imports - declared}"
+    # imported inside functions only: importing the module needs neither
+    module = path.removesuffix(".py").replace("/", ".")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys, {module}; print(sorted(set({sorted(imports)}) & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_other_backends_do_not_need_tensorflow():

@@ -181,23 +181,27 @@ def load_setting(folder, size: int) -> Setting:
     )
 
 
-def compare_method(setting: Setting, method: str, seed: int, **overrides) -> dict:
-    """One row: ``method`` trained with ``seed`` on the setting's labels, against its reference."""
+def approximation(setting: Setting, method: str, seed: int, **overrides):
+    """``method`` trained with ``seed`` on the setting's labels: its member probabilities
+    at the grid and at the pool, ``(grid, pool)``."""
     points = np.concatenate([setting.grid, setting.pool])
     probs = posterior_comparison.approximate(
         method, setting.x, setting.y, points, seed=seed, **overrides
     )
+    return probs[: len(setting.grid)], probs[len(setting.grid) :]
+
+
+def compare_method(setting: Setting, method: str, seed: int, **overrides) -> dict:
+    """One row: ``method`` trained with ``seed`` on the setting's labels, against its reference."""
+    at_grid, at_pool = approximation(setting, method, seed, **overrides)
     metrics = posterior_comparison.compare(
-        setting.reference_grid,
-        setting.reference_pool,
-        probs[: len(setting.grid)],
-        probs[len(setting.grid) :],
+        setting.reference_grid, setting.reference_pool, at_grid, at_pool
     )
     return {
         "labelled": setting.size,
         "method": method,
         "seed": seed,
-        "members": probs.shape[1],
+        "members": at_grid.shape[1],
         **metrics,
     }
 
