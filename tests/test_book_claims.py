@@ -9,6 +9,7 @@ the prose is rewritten with them.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -96,3 +97,95 @@ def test_chapter_9_trial_1_is_the_only_pair_split_by_the_machine(active):
     assert first.loc[0, "spread"] == 0 and first.loc[2, "spread"] == 0
     assert first.loc[1, "spread"] == pytest.approx(0.008, abs=0.0005)
     assert first.loc[1, ENTROPY] == first.loc[1, BALD] != first.loc[1, RANDOM]
+
+
+# -- "Is it a posterior?" (book/04b): the committed reference-posterior study ---------------
+
+POSTERIOR = ROOT / "results" / "posterior-study"
+
+
+@pytest.fixture(scope="module")
+def posterior():
+    from dpe_tutorial.studies import posterior_comparison as pc
+    from dpe_tutorial.studies import posterior_study
+
+    rows = posterior_study.load_rows(POSTERIOR)
+    return SimpleNamespace(
+        pc=pc,
+        rows=rows,
+        tv=pc.against(rows, "total_variation")[1],
+        rank=pc.against(rows, "spearman")[1],
+        reference=posterior_study.reference_table(POSTERIOR),
+        setting=posterior_study.load_setting(POSTERIOR, 24),
+        sizes=posterior_study.load_size_rows(POSTERIOR),
+    )
+
+
+def _direction(interval, lower_is_better):
+    return intervals.direction(interval, lower_is_better=lower_is_better)
+
+
+def test_chapter_4b_every_approximation_is_far_from_the_posterior(posterior):
+    floor = posterior.reference.loc["chains 1-2 vs 3-4: TV"]
+    assert floor.between(0.002, 0.0095).all()
+    assert (posterior.reference.loc["chains 1-2 vs 3-4: Spearman"] >= 0.98).all()
+    means = posterior.rows.groupby(["labelled", "method"])[["total_variation", "spearman"]].mean()
+    closest = means["total_variation"].groupby("labelled").min().round(2)
+    assert closest.to_dict() == {8: 0.25, 24: 0.11, 64: 0.10}
+    best_rank = means["spearman"].groupby("labelled").max().round(2)
+    assert best_rank.to_dict() == {8: 0.37, 24: 0.75, 64: 0.68}
+
+
+def test_chapter_4b_a_strong_penalty_moves_towards_the_posterior_the_default_does_not(posterior):
+    pc = posterior.pc
+    for form in ("exclusive", "inclusive", "paper"):
+        for size in (8, 24, 64):
+            strong = posterior.tv[(f"DPE {form}, beta=elbo*10", size)]
+            assert _direction(strong, True) == "better"
+            means = [
+                posterior.rows.query(f"labelled == {size} and method == @m").total_variation.mean()
+                for m in (f"DPE {form}, beta={b}" for b in pc.BETAS)
+            ]
+            assert means == sorted(means, reverse=True)  # closer as beta grows
+            elbo = _direction(posterior.tv[(f"DPE {form}, beta=elbo", size)], True)
+            assert elbo == ("better" if form == "paper" or size == 64 else "undecided")
+    paper = [round(posterior.tv[("DPE paper, beta=elbo*10", n)].mean, 3) for n in (8, 24, 64)]
+    assert paper == [-0.083, -0.060, -0.046]
+    default = [posterior.tv[(pc.DEFAULT, n)] for n in (8, 24, 64)]
+    assert [_direction(i, True) for i in default] == ["worse", "worse", "better"]
+    assert round(default[2].mean, 3) == -0.004
+
+
+def test_chapter_4b_bald_rankings(posterior):
+    pc = posterior.pc
+    dpe = [m for m in pc.methods() if m.startswith("DPE")]
+    for size in (8, 64):
+        assert all(_direction(posterior.rank[(m, size)], False) == "better" for m in dpe)
+    at_24 = {m: _direction(posterior.rank[(m, 24)], False) for m in dpe}
+    assert at_24.pop("DPE paper, beta=elbo*10") == "better"
+    assert round(posterior.rank[("DPE paper, beta=elbo*10", 24)].low, 3) == 0.000
+    assert set(at_24.values()) == {"undecided"}
+    plain = posterior.rows[posterior.rows.method == pc.PLAIN].groupby("labelled").spearman.mean()
+    assert round(plain[8], 2) == -0.36 and round(plain[64], 2) == 0.13
+    at_24_means = posterior.rows[posterior.rows.labelled == 24].groupby("method").spearman.mean()
+    assert at_24_means.idxmin() == "MC dropout, p=0.5"
+
+
+def test_chapter_4b_ensembles_show_a_fraction_of_the_disagreement(posterior):
+    pc = posterior.pc
+    reference = posterior.setting.reference_pool.mutual_information
+    assert round(float(reference.mean()), 3) == 0.053
+    summary = pc.size_summary(posterior.sizes, reference)
+    ensembles = summary[summary.method != "posterior draws"]
+    assert ensembles.share.min().round(2) == 0.06 and ensembles.share.max().round(2) == 0.25
+    assert (ensembles.bias_high < 0).all() and (ensembles.spread < 0.01).all()
+    dpe = ensembles[ensembles.method != pc.PLAIN]
+    assert (dpe.share < 0.18).all()
+    draws = summary[summary.method == "posterior draws"].set_index("members")
+    assert round(draws.bias[2], 3) == -0.018 and abs(draws.bias[32]) < 0.001
+    assert (draws.spread[2].round(3), draws.spread[4].round(3)) == (0.044, 0.045)
+    assert draws.spread[32].round(3) == 0.014
+    _, found = pc.size_against(posterior.sizes)
+    for (method, members), interval in found.items():
+        if method != "posterior draws" and members >= 4:
+            assert interval.high < 0, (method, members)

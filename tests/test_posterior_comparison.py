@@ -114,7 +114,15 @@ def test_size_summary_bias_and_spread():
     summary = pc.size_summary(rows, reference).iloc[0]
     assert summary["bias"] == pytest.approx(-0.08)  # estimates 0.10, 0.12, 0.14 against 0.2
     assert summary["spread"] == pytest.approx(0.02)
+    assert summary["share"] == pytest.approx(0.6)  # 0.12 of 0.2
     assert summary["bias_low"] < -0.08 < summary["bias_high"]
+
+    more = rows.assign(method="n", information=[x + 0.01 for x in rows["information"]])
+    texts, found = pc.size_against(pd.concat([rows, more]), baseline="m")
+    assert found[("n", 4)].mean == pytest.approx(0.01) and found[("n", 4)].excludes_zero()
+    assert texts.loc[4, "n"].startswith("+0.0100")
+    with pytest.raises(ValueError, match="no 'plain ensemble' rows"):
+        pc.size_against(rows)
 
 
 @pytest.mark.slow

@@ -51,11 +51,13 @@ def maps(xx, yy, columns: Mapping[str, tuple], x_labelled, y_labelled) -> Figure
             levels=information_levels,
             cmap=illustrations.SCORE_MAP,
         )
-        axes[0, column].set_title(name, fontsize="medium")
+        axes[0, column].set_title(name, fontsize="small")
         for ax in axes[:, column]:
             illustrations.labelled_scatter(ax, x_labelled, y_labelled, size=10)
-    figure.colorbar(predictive, ax=axes[0], label="p(class 1)", shrink=0.9)
-    figure.colorbar(disagreement, ax=axes[1], label="mutual information (nats)", shrink=0.9)
+    figure.colorbar(predictive, ax=axes[0], label="p(class 1)", shrink=0.9, format="%.1f")
+    figure.colorbar(
+        disagreement, ax=axes[1], label="mutual information (nats)", shrink=0.9, format="%.2f"
+    )
     for ax in axes[-1]:
         ax.set_xlabel("$x_1$")
     for ax in axes[:, 0]:
@@ -87,5 +89,11 @@ def ensemble_size(summary) -> Figure:
         ax.set_xticks(sorted(set(summary["members"])))
         ax.set_xticklabels([str(m) for m in sorted(set(summary["members"]))])
         ax.set_xlabel("members E")
-    axes[0, 1].legend(fontsize="small", frameon=False)
+    figure.legend(
+        *axes[0, 1].get_legend_handles_labels(),
+        loc="outside lower center",
+        ncols=2,
+        fontsize="small",
+        frameon=False,
+    )
     return figure

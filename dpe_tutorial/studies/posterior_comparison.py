@@ -170,7 +170,8 @@ def against(rows: pd.DataFrame, metric: str, baseline: str = PLAIN, digits: int 
         wide = at_size.pivot(index="seed", columns="method", values=metric)
         if baseline not in wide:
             raise ValueError(f"no {baseline!r} rows at {size} labels")
-        for method in wide.columns.drop(baseline):
+        order = [m for m in dict.fromkeys(at_size["method"]) if m != baseline]
+        for method in order:
             found[(method, size)] = intervals.paired_interval(wide[method], wide[baseline])
     cells = {}
     for (method, size), interval in found.items():
@@ -211,7 +212,8 @@ def size_summary(rows: pd.DataFrame, reference_information) -> pd.DataFrame:
     ``information`` (each seed's pool MI, an array); ``reference_information``
     is the reference's. ``bias`` is the mean over points and seeds of
     (estimate - reference), with its 95 % interval over seeds; ``spread`` the
-    mean over points of the estimate's standard deviation across seeds.
+    mean over points of the estimate's standard deviation across seeds;
+    ``share`` the mean estimate as a share of the reference's mean.
     """
     reference_information = np.asarray(reference_information, np.float64)
     out = []
@@ -228,9 +230,34 @@ def size_summary(rows: pd.DataFrame, reference_information) -> pd.DataFrame:
                 "bias_low": bias.low,
                 "bias_high": bias.high,
                 "spread": spread,
+                "share": float(estimates.mean() / reference_information.mean()),
             }
         )
     return pd.DataFrame(out)
+
+
+def size_against(rows: pd.DataFrame, baseline: str = PLAIN, digits: int = 4):
+    """Each method's mean pool MI minus ``baseline``'s with as many members, paired by seed.
+
+    ``rows`` as for :func:`size_summary`. Returns the texts (ensemble sizes by
+    methods) and the :class:`~dpe_tutorial.studies.intervals.Interval` of each
+    cell, keyed ``(method, members)``; sizes ``baseline`` lacks are left out.
+    """
+    means = rows.assign(mean=[float(np.mean(x)) for x in rows["information"]])
+    wide = means.pivot_table(index=["members", "seed"], columns="method", values="mean")
+    if baseline not in wide:
+        raise ValueError(f"no {baseline!r} rows in the ensemble-size check")
+    found = {}
+    for members, at_size in wide.groupby(level="members"):
+        for method in at_size.columns.drop(baseline):
+            if at_size[method].notna().any() and at_size[baseline].notna().any():
+                found[(method, members)] = intervals.paired_interval(
+                    at_size[method], at_size[baseline]
+                )
+    cells = {}
+    for (method, members), interval in found.items():
+        cells.setdefault(method, {})[members] = interval.text(digits)
+    return pd.DataFrame(cells).rename_axis(f"mean MI minus {baseline}'s; members"), found
 
 
 def _unsigned(interval: intervals.Interval, digits: int) -> str:
