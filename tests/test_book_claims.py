@@ -151,6 +151,8 @@ def test_chapter_4b_a_strong_penalty_moves_towards_the_posterior_the_default_doe
             assert elbo == ("better" if form == "paper" or size == 64 else "undecided")
     paper = [round(posterior.tv[("DPE paper, beta=elbo*10", n)].mean, 3) for n in (8, 24, 64)]
     assert paper == [-0.083, -0.060, -0.046]
+    # the README quotes this one
+    assert posterior.tv[("DPE paper, beta=elbo*10", 24)].text() == "-0.060 [-0.065, -0.056]"
     default = [posterior.tv[(pc.DEFAULT, n)] for n in (8, 24, 64)]
     assert [_direction(i, True) for i in default] == ["worse", "worse", "better"]
     assert round(default[2].mean, 3) == -0.004
@@ -189,3 +191,22 @@ def test_chapter_4b_ensembles_show_a_fraction_of_the_disagreement(posterior):
     for (method, members), interval in found.items():
         if method != "posterior draws" and members >= 4:
             assert interval.high < 0, (method, members)
+
+
+def test_chapter_4b_the_top_ten(posterior):
+    pc = posterior.pc
+    top = pc.against(posterior.rows, "top_overlap")[1]
+    dpe = [m for m in pc.methods() if m.startswith("DPE")]
+    assert all(_direction(top[(m, 8)], False) == "better" for m in dpe)
+    for m in dpe:
+        expected = "undecided" if m.endswith("beta=elbo*0.1") else "better"
+        assert _direction(top[(m, 64)], False) == expected, m
+    plain = posterior.rows[posterior.rows.method == pc.PLAIN].groupby("labelled").top_overlap
+    assert round(plain.mean()[8], 2) == 0.02 and round(plain.mean()[24], 2) == 0.69
+    assert top[("DPE paper, beta=elbo", 24)].text(2) == "+0.10 [+0.04, +0.16]"
+    for form in ("exclusive", "inclusive"):
+        assert _direction(top[(f"DPE {form}, beta=elbo", 24)], False) == "undecided"
+    assert _direction(top[(pc.DEFAULT, 24)], False) == "worse"
+    assert round(top[(pc.DEFAULT, 24)].mean, 2) == -0.22
+    halves = posterior.reference.loc["chains 1-2 vs 3-4: top-10"]
+    assert halves.min() == 0.5 and halves.max() == 0.9
