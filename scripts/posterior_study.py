@@ -2,6 +2,7 @@
 
     python scripts/posterior_study.py --out results/posterior-study
     python scripts/posterior_study.py --out /tmp/check --sizes 24 --seeds 0 --samples 100
+    python scripts/posterior_study.py --out results/posterior-study --report   # the tables
 
 The references are sampled with NumPyro's NUTS on JAX (whatever KERAS_BACKEND
 trains the approximations); a rerun skips every reference, row and group
@@ -22,11 +23,15 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(study.SIZES))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(study.SEEDS))
     parser.add_argument("--methods", nargs="+", help="a subset of the compared methods")
+    parser.add_argument("--report", action="store_true", help="print the tables (Markdown)")
     for name in ("chains", "warmup", "samples"):
         parser.add_argument(f"--{name}", type=int, default=study.SAMPLER[name])
     args = parser.parse_args()
     sampler = {name: getattr(args, name) for name in ("chains", "warmup", "samples")}
     try:
+        if args.report:
+            print(study.report(args.out), end="")
+            return 0
         study.run(args.out, args.sizes, args.seeds, args.methods, sampler)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

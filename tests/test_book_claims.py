@@ -125,6 +125,29 @@ def _direction(interval, lower_is_better):
     return intervals.direction(interval, lower_is_better=lower_is_better)
 
 
+def test_chapter_4b_the_references_meet_the_validity_rule_and_cost_what_it_says(posterior):
+    table = posterior.reference
+    assert (table.loc["max R-hat, predictive"] <= 1.004).all()
+    assert (table.loc["min ESS, predictive"] >= 400).all()
+    assert (table.loc["divergences"] == 0).all()
+    assert list(table.loc["sampling (s)"].round()) == [57, 85, 156]  # "57 to 156 s"
+    import json
+
+    record = json.loads((POSTERIOR / "reference.json").read_text())
+    assert all(record[n]["chains"] == 4 and record[n]["samples"] == 1000 for n in ("8", "24", "64"))
+
+
+def test_chapter_4b_mc_dropout_and_the_mutual_information_bias(posterior):
+    means = posterior.rows.groupby(["labelled", "method"])[["total_variation", "mi_bias"]].mean()
+    rank = means["total_variation"].groupby("labelled").rank()
+    assert [rank[(n, "MC dropout, p=0.5")] for n in (8, 24, 64)] == [4, 4, 1]
+    above = means[means.mi_bias > 0]
+    assert list(above.index) == [(64, "MC dropout, p=0.5")]
+    assert round(above.mi_bias.iloc[0], 3) == 0.027
+    bias = posterior.pc.method_table(posterior.rows, "mi_bias")
+    assert bias.loc["MC dropout, p=0.5", "64 labels"].startswith("0.027 [0.019")
+
+
 def test_chapter_4b_every_approximation_is_far_from_the_posterior(posterior):
     floor = posterior.reference.loc["chains 1-2 vs 3-4: TV"]
     assert floor.between(0.002, 0.0095).all()
@@ -183,8 +206,19 @@ def test_chapter_4b_ensembles_show_a_fraction_of_the_disagreement(posterior):
     assert (ensembles.bias_high < 0).all() and (ensembles.spread < 0.01).all()
     dpe = ensembles[ensembles.method != pc.PLAIN]
     assert (dpe.share < 0.18).all()
+    plain = ensembles[ensembles.method == pc.PLAIN].set_index("members").share.round(2)
+    assert (plain[2], plain[32]) == (0.08, 0.25)
     draws = summary[summary.method == "posterior draws"].set_index("members")
-    assert round(draws.bias[2], 3) == -0.018 and abs(draws.bias[32]) < 0.001
+    quoted = {
+        2: "-0.018 [-0.036, +0.001]",
+        16: "-0.010 [-0.016, -0.005]",
+        32: "-0.000 [-0.004, +0.004]",
+    }
+    for members, text in quoted.items():
+        row = draws.loc[members]
+        interval = intervals.Interval(row.bias, row.bias_low, row.bias_high, int(row.seeds))
+        assert interval.text() == text
+    assert ensembles.bias.min().round(3) == -0.050 and ensembles.bias.max().round(3) == -0.040
     assert (draws.spread[2].round(3), draws.spread[4].round(3)) == (0.044, 0.045)
     assert draws.spread[32].round(3) == 0.014
     _, found = pc.size_against(posterior.sizes)
@@ -206,7 +240,10 @@ def test_chapter_4b_the_top_ten(posterior):
     assert top[("DPE paper, beta=elbo", 24)].text(2) == "+0.10 [+0.04, +0.16]"
     for form in ("exclusive", "inclusive"):
         assert _direction(top[(f"DPE {form}, beta=elbo", 24)], False) == "undecided"
-    assert _direction(top[(pc.DEFAULT, 24)], False) == "worse"
+    farther = sorted(m for (m, n), i in top.items() if n == 24 and _direction(i, False) == "worse")
+    expected = [m for m in pc.methods() if m.endswith("elbo*0.1") or m.startswith("MC")]
+    assert farther == sorted([*expected, "DPE paper, beta=elbo*10"])
     assert round(top[(pc.DEFAULT, 24)].mean, 2) == -0.22
+    assert round(top[("DPE paper, beta=elbo*10", 24)].mean, 2) == -0.28
     halves = posterior.reference.loc["chains 1-2 vs 3-4: top-10"]
     assert halves.min() == 0.5 and halves.max() == 0.9

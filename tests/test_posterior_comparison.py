@@ -26,6 +26,10 @@ def test_predictive_distance_known_values():
     assert found["kl"] == pytest.approx(kl_first / 2)
     with pytest.raises(ValueError, match="differ in shape"):
         pc.predictive_distance(p, members[:1])
+    # an approximation sure of the wrong class: the floor 1e-12 keeps the KL finite
+    certain = pc.predictive_distance(p[:1], np.array([[[1.0, 0.0]]]))
+    expected = 0.5 * np.log(0.5 / 1.0) + 0.5 * np.log(0.5 / 1e-12)
+    assert certain["kl"] == pytest.approx(expected) and certain["total_variation"] == 0.5
 
 
 def test_bald_agreement_same_reversed_and_shifted():
@@ -52,6 +56,15 @@ def test_compare_reads_grid_and_pool():
     assert row["mi_error"] == pytest.approx(information / 2, rel=1e-6)
     assert row["mi_bias"] == pytest.approx(information / 2, rel=1e-6)
     assert set(row) == set(pc.METRICS)
+    from scipy import stats
+
+    from dpe_tutorial.method import acquisition
+
+    pool_information = acquisition.mutual_information(pool)
+    expected = stats.spearmanr(pool_reference.mutual_information, pool_information).statistic
+    assert row["spearman"] == pytest.approx(expected)
+    shared = set(np.argsort(-pool_information)[:10]) & set(range(10, 20))  # reference's top 10
+    assert row["top_overlap"] == len(shared) / 10
 
 
 def test_methods_hold_the_default_plain_and_mc_dropout():
@@ -156,7 +169,7 @@ def test_study_runs_small_resumes_and_names_a_damaged_file(tmp_path, monkeypatch
     from dpe_tutorial.studies import posterior_study as study
 
     monkeypatch.setattr(study, "SIZE_CHECK_LABELS", 8)
-    monkeypatch.setattr(study, "MEMBER_COUNTS", (2, 4))
+    monkeypatch.setattr(study, "MEMBER_COUNTS", (1, 2))
     monkeypatch.setattr(study, "SEEDS", (0, 1))
     monkeypatch.setattr(study, "SIZE_CHECK_METHODS", (pc.PLAIN,))
     monkeypatch.setitem(pc.TOY_SETTINGS, "steps", 5)
@@ -177,13 +190,31 @@ def test_study_runs_small_resumes_and_names_a_damaged_file(tmp_path, monkeypatch
     assert len(setting.pool) == 492 and setting.grid.shape == (study.GRID_RESOLUTION**2, 2)
     sizes = study.load_size_rows(tmp_path)
     assert set(sizes.method) == {pc.PLAIN, study.POSTERIOR_DRAWS}
-    assert sorted(set(sizes.members)) == [2, 4] and len(sizes) == 8
+    assert len(sizes) == 6  # the plain ensemble has no 1-member group
+    draws = sizes[sizes.method == study.POSTERIOR_DRAWS].set_index(["members", "seed"])
+    assert not np.any(draws.information[(1, 0)])  # one draw does not disagree with itself
+    assert not np.array_equal(draws.information[(2, 0)], draws.information[(2, 1)])
     record = json.loads((tmp_path / "reference.json").read_text())
     assert record["8"]["chains"] == 2 and record["provenance"]["versions"]["numpyro"]
+
+    report = study.report(tmp_path)
+    for metric in pc.METRICS:
+        assert f"### {metric}: mean [95 % interval] over seeds" in report
+    assert "| plain ensemble, E = 2 |" in report
 
     said.clear()
     study.run(tmp_path, **arguments, say=said.append)  # everything is there: nothing is redone
     assert said == [] and len(study.load_rows(tmp_path)) == 4
+
+    # a stop between the reference's record and its arrays: the rerun samples it again
+    (tmp_path / "reference-n8.npz").unlink()
+    rows_before = (tmp_path / "comparison.csv").read_text()
+    study.run(tmp_path, **arguments, say=said.append)
+    assert said[0] == "reference for 8 labels: sampling" and len(said) == 2
+    assert (tmp_path / "comparison.csv").read_text() == rows_before  # rows kept, none redone
+
+    with pytest.raises(ValueError, match=r"computed with seeds \[0, 1\], this run asks for \[0\]"):
+        study.run(tmp_path, **{**arguments, "seeds": (0,)}, say=said.append)
 
     (tmp_path / "comparison.csv").write_text("labelled,method\n8,plain ensemble\n")
     with pytest.raises(ValueError, match=r"comparison\.csv: columns"):

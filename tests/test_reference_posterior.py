@@ -34,6 +34,31 @@ def test_logits_are_the_keras_mlp_members():
         network.flatten(model.get_weights()[:-1])
 
 
+def test_the_kernels_prior_is_the_one_the_dpe_penalty_assumes():
+    from dpe_tutorial.method.ensemble import DeepProbabilisticEnsemble
+
+    network = Network(features=2, classes=3, width=5, depth=2)
+    ensemble = DeepProbabilisticEnsemble(
+        (2,),
+        3,
+        n_members=2,
+        member="mlp",
+        member_kwargs={"width": 5, "depth": 2},
+        layout="grouped",
+        beta="elbo",
+        kl_form="exclusive",
+    )
+    penalised = [weight.prior_var for weight in ensemble.regularised]
+    variances = network.prior_variances()
+    offset, kernels = 0, []
+    for n_in, n_out in network.kernel_shapes():
+        kernels.append(variances[offset])  # the kernel's block comes first, then its bias
+        np.testing.assert_allclose(variances[offset : offset + n_in * n_out], variances[offset])
+        offset += n_in * n_out + n_out
+    np.testing.assert_allclose(kernels, penalised)
+    assert len(penalised) == network.depth + 1  # every kernel, no bias
+
+
 def test_log_density_is_likelihood_plus_gaussian_prior():
     import jax
 

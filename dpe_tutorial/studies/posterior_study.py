@@ -88,11 +88,11 @@ def _reference_path(folder, size: int) -> Path:
     return Path(folder) / f"reference-n{size}.npz"
 
 
-def sample_reference(folder, size: int, sampler: dict | None = None) -> dict:
-    """Sample the reference for ``size`` labels, save it, and return its diagnostics.
+def sample_reference(folder, size: int, sampler: dict | None = None, seeds=SEEDS):
+    """Sample the reference for ``size`` labels: its diagnostics and the arrays to save.
 
-    Also writes the ensemble-size group of E posterior draws (it needs the
-    draws, which are not kept).
+    At :data:`SIZE_CHECK_LABELS` labels it also writes the ensemble-size groups
+    of E posterior draws (they need the draws, which are not kept).
     """
     data = toy_data()
     labelled = labelled_indices(size, len(data.x_train))
@@ -110,14 +110,15 @@ def sample_reference(folder, size: int, sampler: dict | None = None) -> dict:
         arrays[f"{where}_probs"] = reference.probs
         arrays[f"{where}_expected_entropy"] = reference.expected_entropy
         arrays[f"{where}_mutual_information"] = reference.mutual_information
-    files.atomic_write(_reference_path(folder, size), lambda handle: np.savez(handle, **arrays))
     if size == SIZE_CHECK_LABELS:
-        _posterior_draw_groups(folder, draws, data.x_train[pool])
-    return {
+        _posterior_draw_groups(folder, draws, data.x_train[pool], seeds)
+    diagnostics = {
         **at_grid.diagnostics,
         "pool_function_r_hat_max": at_pool.diagnostics["function_r_hat_max"],
+        "pool_function_ess_min": at_pool.diagnostics["function_ess_min"],
         **_half_split(draws, points),
     }
+    return diagnostics, arrays
 
 
 def _half_split(draws, points) -> dict:
@@ -127,9 +128,9 @@ def _half_split(draws, points) -> dict:
         return {}
     halves = [
         reference_posterior.summarise(
-            reference_posterior.Draws(draws.network, part, draws.leapfrog_steps, 0, 0.0), points
+            reference_posterior.chains_part(draws, part), points, with_diagnostics=False
         )
-        for part in (draws.theta[: chains // 2], draws.theta[chains // 2 :])
+        for part in (slice(0, chains // 2), slice(chains // 2, chains))
     ]
     distance = posterior_comparison.predictive_distance(halves[0].probs, halves[1].probs[:, None])
     agreement = posterior_comparison.bald_agreement(
@@ -138,7 +139,7 @@ def _half_split(draws, points) -> dict:
     return {f"half_split_{key}": value for key, value in {**distance, **agreement}.items()}
 
 
-def _posterior_draw_groups(folder, draws, pool_points) -> None:
+def _posterior_draw_groups(folder, draws, pool_points, seeds) -> None:
     """The pool MI of E draws picked at random from the reference's, per seed and E."""
     from ..method import acquisition
 
@@ -146,10 +147,10 @@ def _posterior_draw_groups(folder, draws, pool_points) -> None:
     per_draw = per_draw.reshape(-1, *per_draw.shape[2:])  # (draws, pool, classes)
     for members in MEMBER_COUNTS:
         information = []
-        for seed in SEEDS:
+        for seed in seeds:
             chosen = np.random.default_rng(seed).choice(len(per_draw), members, replace=False)
             information.append(acquisition.mutual_information(per_draw[chosen].transpose(1, 0, 2)))
-        _write_group(folder, POSTERIOR_DRAWS, members, SEEDS, np.stack(information))
+        _write_group(folder, POSTERIOR_DRAWS, members, seeds, np.stack(information))
 
 
 def load_setting(folder, size: int) -> Setting:
@@ -287,21 +288,31 @@ def run(folder, sizes=SIZES, seeds=SEEDS, methods=None, sampler=None, say=print)
     folder.mkdir(parents=True, exist_ok=True)
     record_path = folder / "reference.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    added = 0
     for size in sizes:
-        if _reference_path(folder, size).exists():
+        # the arrays are written last: a reference whose file exists is complete
+        if _reference_path(folder, size).exists() and str(size) in record:
             continue
         say(f"reference for {size} labels: sampling")
-        record[str(size)] = sample_reference(folder, size, sampler)
+        record[str(size)], arrays = sample_reference(folder, size, sampler, seeds)
         record["provenance"] = _provenance()
         files.atomic_write(record_path, json.dumps(record, indent=2) + "\n")
+        files.atomic_write(
+            _reference_path(folder, size), lambda handle, a=arrays: np.savez(handle, **a)
+        )
         say(f"  {json.dumps(record[str(size)])}")
-    files.atomic_write(folder / "provenance.json", json.dumps(_provenance(), indent=2) + "\n")
-    _run_comparison(folder, sizes, seeds, methods or list(posterior_comparison.methods()), say)
+        added += 1
+    methods = methods or list(posterior_comparison.methods())
+    added += _run_comparison(folder, sizes, seeds, methods, say)
     if SIZE_CHECK_LABELS in sizes:
-        _run_size_check(folder, seeds, say)
+        added += _run_size_check(folder, seeds, say)
+    if added:  # where the newest work ran; a rerun that adds nothing leaves it as it was
+        files.atomic_write(folder / "provenance.json", json.dumps(_provenance(), indent=2) + "\n")
 
 
-def _run_comparison(folder, sizes, seeds, methods, say) -> None:
+def _run_comparison(folder, sizes, seeds, methods, say) -> int:
+    """The comparison rows not yet in the folder; returns how many it added."""
+    added = 0
     path = folder / "comparison.csv"
     done = set()
     if path.exists():
@@ -314,21 +325,42 @@ def _run_comparison(folder, sizes, seeds, methods, say) -> None:
                     continue
                 row = compare_method(setting, method, seed)
                 files.append_csv_row(path, ROW_COLUMNS, row)
+                added += 1
                 say(
                     f"{size} labels, seed {seed}, {method}: tv {row['total_variation']:.3f}, "
                     f"spearman {row['spearman']:.2f}"
                 )
+    return added
 
 
-def _run_size_check(folder, seeds, say) -> None:
+def _run_size_check(folder, seeds, say) -> int:
+    """The ensemble-size groups not yet in the folder; returns how many it added."""
+    added = 0
     setting = load_setting(folder, SIZE_CHECK_LABELS)
-    for method in SIZE_CHECK_METHODS:
+    for method in (*SIZE_CHECK_METHODS, POSTERIOR_DRAWS):
         for members in MEMBER_COUNTS:
-            if members < _fewest_members(method) or _group_path(folder, method, members).exists():
+            path = _group_path(folder, method, members)
+            if path.exists():
+                _check_group_seeds(path, seeds)
                 continue
+            if method == POSTERIOR_DRAWS or members < _fewest_members(method):
+                continue  # the draws' groups are written with their reference
             information = [_pool_information(setting, method, seed, members) for seed in seeds]
             _write_group(folder, method, members, seeds, np.stack(information))
             say(f"ensemble size {members}, {method}: done")
+            added += 1
+    return added
+
+
+def _check_group_seeds(path: Path, seeds) -> None:
+    """ValueError naming ``path`` if its group was computed with other seeds than ``seeds``."""
+    with np.load(path) as saved:
+        held = [int(seed) for seed in saved["seeds"]]
+    if held != [int(seed) for seed in seeds]:
+        raise ValueError(
+            f"{path}: computed with seeds {held}, this run asks for {list(seeds)}; "
+            "rerun with those seeds or write to another folder"
+        )
 
 
 def _fewest_members(method: str) -> int:
@@ -369,3 +401,35 @@ def _provenance() -> dict:
         "versions": versions,
         "written": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
     }
+
+
+def report(folder) -> str:
+    """The study's tables in Markdown: the reference, every metric per method and size, the
+    comparisons with the plain ensemble, and the ensemble-size check."""
+    from . import markdown
+
+    def as_markdown(frame: pd.DataFrame, digits: int = 3) -> list[str]:
+        cells = frame.round(digits).astype(str) if frame.dtypes.ne(object).any() else frame
+        rows = [[str(index), *map(str, values)] for index, values in cells.iterrows()]
+        return markdown.table([frame.index.name or "", *map(str, frame.columns)], rows)
+
+    rows = load_rows(folder)
+    lines = ["### The reference", "", *as_markdown(reference_table(folder).rename_axis(""))]
+    for metric in posterior_comparison.METRICS:
+        table = posterior_comparison.method_table(rows, metric)
+        lines += ["", f"### {metric}: mean [95 % interval] over seeds", "", *as_markdown(table)]
+    for metric in ("total_variation", "spearman", "top_overlap"):
+        table, _ = posterior_comparison.against(rows, metric)
+        lines += ["", f"### {metric}: minus the plain ensemble, paired by seed", ""]
+        lines += as_markdown(table)
+    reference = load_setting(folder, SIZE_CHECK_LABELS).reference_pool.mutual_information
+    sizes = load_size_rows(folder)
+    summary = posterior_comparison.size_summary(sizes, reference)
+    summary.index = [f"{m}, E = {e}" for m, e in zip(summary.method, summary.members, strict=True)]
+    summary = summary.drop(columns=["method", "members"]).rename_axis("method, members")
+    lines += ["", f"### Ensemble size ({SIZE_CHECK_LABELS} labels): pool MI", ""]
+    lines += as_markdown(summary, digits=4)
+    table, _ = posterior_comparison.size_against(sizes)
+    lines += ["", "### Ensemble size: mean pool MI minus the plain ensemble's", ""]
+    lines += as_markdown(table)
+    return "\n".join(lines) + "\n"

@@ -248,8 +248,9 @@ class Reference:
     diagnostics: dict
 
 
-def summarise(draws: Draws, points) -> Reference:
-    """The reference predictive, BALD terms and diagnostics of ``draws`` at ``points``."""
+def summarise(draws: Draws, points, with_diagnostics: bool = True) -> Reference:
+    """The reference predictive, BALD terms and (unless told not to) diagnostics of ``draws``
+    at ``points``; the draws of every chain are pooled."""
     from ..method import acquisition
 
     per_draw = predictive(draws, points)  # (chains, samples, n, classes)
@@ -259,7 +260,19 @@ def summarise(draws: Draws, points) -> Reference:
         probs=as_members.mean(axis=1),
         expected_entropy=acquisition.expected_entropy(as_members),
         mutual_information=acquisition.mutual_information(as_members),
-        diagnostics=diagnostics(draws, per_draw),
+        diagnostics=diagnostics(draws, per_draw) if with_diagnostics else {},
+    )
+
+
+def chains_part(draws: Draws, chains: slice) -> Draws:
+    """The draws of some of the chains (``slice(0, 2)``: the first two), with their cost unknown."""
+    return Draws(
+        network=draws.network,
+        theta=draws.theta[chains],
+        leapfrog_steps=draws.leapfrog_steps[chains],
+        divergences=0,
+        seconds=float("nan"),
+        settings=draws.settings,
     )
 
 
