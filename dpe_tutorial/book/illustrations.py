@@ -134,7 +134,8 @@ def labelled_scatter(ax, x, y, pool=None, *, size: float = 22, legend: bool = Fa
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", frameon=False)
 
 
-def _label_plane(axes: np.ndarray) -> None:
+def label_plane(axes: np.ndarray) -> None:
+    """Axis labels x1 and x2 on the outer panels of a grid of plane maps, equal aspect on all."""
     for ax in axes[-1]:
         ax.set_xlabel("$x_1$")
     for ax in axes[:, 0]:
@@ -177,7 +178,7 @@ def decision_regions(xx, yy, grid_probs, x_labelled, y_labelled, pool) -> Figure
             linewidths=1.0,
         )
     right.set_title(f"Decision boundary of each of {members} members", fontsize="medium")
-    _label_plane(axes)
+    label_plane(axes)
     return figure
 
 
@@ -200,7 +201,7 @@ def score_maps(
         ax.set_title(_title(name), fontsize="medium")
     for ax in axes.flat[len(scores) :]:
         ax.set_visible(False)
-    _label_plane(axes)
+    label_plane(axes)
     return figure
 
 
@@ -231,7 +232,7 @@ def picks(
         ax.set_title(_title(name), fontsize="medium")
     for ax in axes.flat[len(picked) :]:
         ax.set_visible(False)
-    _label_plane(axes)
+    label_plane(axes)
     return figure
 
 
@@ -316,7 +317,7 @@ def dpe_vs_plain(
             labelled_scatter(ax, x_labelled, y_labelled, size=12)
             ax.set_title(f"{name}: {_title(score)}", fontsize="medium")
         figure.colorbar(filled, ax=row, label="nats", shrink=0.9, format="%.2f")
-    _label_plane(axes)
+    label_plane(axes)
     return figure
 
 

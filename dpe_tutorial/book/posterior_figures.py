@@ -58,12 +58,7 @@ def maps(xx, yy, columns: Mapping[str, tuple], x_labelled, y_labelled) -> Figure
     figure.colorbar(
         disagreement, ax=axes[1], label="mutual information (nats)", shrink=0.9, format="%.2f"
     )
-    for ax in axes[-1]:
-        ax.set_xlabel("$x_1$")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("$x_2$")
-    for ax in axes.flat:
-        ax.set_aspect("equal")
+    illustrations.label_plane(axes)
     return figure
 
 
