@@ -96,7 +96,7 @@ def _rows():
     return pd.DataFrame(rows)
 
 
-def test_tables_with_intervals_and_the_closest_method():
+def test_tables_with_intervals_and_direction_counts():
     rows = _rows()
     table = pc.method_table(rows, "total_variation")
     assert list(table.columns) == ["24 labels"] and table.loc[pc.PLAIN, "24 labels"].count("[") == 1
@@ -108,10 +108,6 @@ def test_tables_with_intervals_and_the_closest_method():
     assert counts["closer"] == 1 and counts["closer"] + counts["farther"] + counts["undecided"] == 2
     with pytest.raises(ValueError, match="signed"):
         pc.direction_counts(found, "mi_bias")
-    assert pc.closest(rows, "total_variation").loc[24] == pc.DEFAULT
-    assert pc.closest(rows, "spearman").loc[24] == pc.DEFAULT
-    with pytest.raises(ValueError, match="signed"):
-        pc.closest(rows.assign(mi_bias=0.0), "mi_bias")
     with pytest.raises(ValueError, match="metric must be one of"):
         pc.method_table(rows, "accuracy")
 

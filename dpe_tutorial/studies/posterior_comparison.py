@@ -195,16 +195,6 @@ def direction_counts(found: dict, metric: str) -> pd.DataFrame:
     return pd.DataFrame(counts).T.rename_axis("labels")
 
 
-def closest(rows: pd.DataFrame, metric: str) -> pd.Series:
-    """The method with the best mean ``metric`` at each labelled-set size."""
-    _check_metric(metric)
-    lower = LOWER_IS_BETTER[metric]
-    if lower is None:
-        raise ValueError(f"{metric} is signed; no value of it is best")
-    means = rows.groupby(["labelled", "method"])[metric].mean().unstack()
-    return means.idxmin(axis=1) if lower else means.idxmax(axis=1)
-
-
 def size_summary(rows: pd.DataFrame, reference_information) -> pd.DataFrame:
     """The MI estimate's bias and spread by ensemble size, per method, over seeds.
 
