@@ -268,11 +268,20 @@ def class_balance(results, pool_labels):
     return pd.DataFrame.from_dict(rows, orient="index").loc[order]
 
 
-def learning_curves(results, methods=None, ax=None, colors=None, labels=None):
+def learning_curves(
+    results,
+    methods=None,
+    ax=None,
+    colors=None,
+    labels=None,
+    thresholds=THRESHOLDS,
+    ylabel="test accuracy (10,000 digits)",
+):
     """Mean test accuracy against labels per arm, with the 95 % t band over seeds.
 
     ``colors`` and ``labels`` (dicts by arm) set an arm's colour and legend
-    entry; an arm with no rows in ``results`` is left out.
+    entry; an arm with no rows in ``results`` is left out. ``thresholds`` are
+    drawn as dotted lines.
     """
     import matplotlib.pyplot as plt
 
@@ -292,10 +301,10 @@ def learning_curves(results, methods=None, ax=None, colors=None, labels=None):
         label, color = (labels or {}).get(method, method), (colors or {}).get(method)
         (line,) = ax.plot(sizes, means, label=label, color=color)
         ax.fill_between(sizes, lows, highs, color=line.get_color(), alpha=0.15, linewidth=0)
-    for threshold in THRESHOLDS:
+    for threshold in thresholds:
         ax.axhline(threshold, color="0.6", linewidth=0.8, linestyle=":")
     ax.set_xlabel("labelled digits")
-    ax.set_ylabel("test accuracy (10,000 digits)")
+    ax.set_ylabel(ylabel)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     return ax
