@@ -27,6 +27,18 @@ def test_every_arm_is_a_valid_config_with_its_own_folder():
         study.arm_of({**configs["DPE, BALD"].to_dict(), "members": 5})
 
 
+def test_the_ensembles_run_three_seeds_and_mc_dropout_five(tmp_path, monkeypatch):
+    # deviation 1 of the study's README: the budget cut the ensembles to seeds 0, 1, 2
+    assert [study.planned_trials(arm) for arm in study.ARMS] == [5, 5, 3, 3, 3, 3, 3, 5, 3, 3]
+    ran = []
+    monkeypatch.setattr(
+        "dpe_tutorial.running.experiment.run_experiment",
+        lambda config, folder, quiet, trials: ran.append((config.members, trials[0])),
+    )
+    study.run_study(tmp_path, "mnist.zip", trials=[2, 3])
+    assert sorted(ran) == [(1, 2)] * 3 + [(1, 3)] * 3 + [(8, 2)] * 7
+
+
 def made_up_results(gap=40.0, seeds=5, noise=0.01):
     """Learning curves where BALD reaches each accuracy ``gap`` labels before random."""
     rng = np.random.default_rng(0)
@@ -87,7 +99,7 @@ def test_the_chapter_reads_an_empty_study_without_a_finished_seed():
     empty = report.load("/nonexistent/mnist-study")
     assert empty.empty
     assert study.per_seed(empty).columns.tolist()[:2] == ["method", "trial"]
-    assert "0 of the study's 50 runs" in report.progress(empty)
+    assert "0 of the study's 36 runs" in report.progress(empty)  # deviation 1: 5 x 3 + 3 x 7
     table = report.summary_beside_gal(empty)
     assert list(table.index) == list(study.ARMS) and (table["seeds"] == 0).all()
     assert table.loc["MC dropout, BALD", "Gal et al., labels to 90 / 95 %"] == "145 / 335"

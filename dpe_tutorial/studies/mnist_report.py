@@ -52,12 +52,13 @@ def _plural(n: int, word: str) -> str:
 def progress(results) -> str:
     """A Markdown line: how many of the study's runs (arm x seed) have finished, and per arm."""
     counts = study.per_seed(results).groupby("method").size()
-    total = len(study.ARMS) * study.TRIALS
+    total = sum(study.planned_trials(arm) for arm in study.ARMS)
     done = [f"{arm} ({_plural(int(counts[arm]), 'seed')})" for arm in study.ARMS if arm in counts]
     waiting = len(study.ARMS) - len(done)
     text = (
         f"**Finished so far:** {int(counts.sum())} of the study's {total} runs "
-        f"({len(study.ARMS)} arms × {study.TRIALS} seeds)"
+        f"({len(study.ARMS)} arms: {study.TRIALS} seeds of each MC dropout arm and "
+        f"{study.ENSEMBLE_TRIALS} of each ensemble arm, deviation 1 of the README)"
     )
     text += f": {'; '.join(done)}" if done else ""
     if waiting:
@@ -142,20 +143,33 @@ def pairs_note(results) -> str:
     ]
     most = max(pairs)
     full = intervals.smallest_exact_p(study.TRIALS)
+    short = intervals.smallest_exact_p(study.ENSEMBLE_TRIALS)
     text = (
-        f"With the study's {study.TRIALS} seeds, no exact sign or permutation test can give a "
-        f"two-sided p below {full:.4g}, so the text reads the intervals, and each column "
-        f"of the table makes {len(study.COMPARISONS)} comparisons."
+        f"A comparison of two MC dropout arms has {study.TRIALS} pairs of seeds, where no "
+        f"exact sign or permutation test can give a two-sided p below {full:.4g}; one with an "
+        f"ensemble has {study.ENSEMBLE_TRIALS} (deviation 1), where the bound is {short:.4g} and "
+        f"the t interval has {study.ENSEMBLE_TRIALS - 1} degrees of freedom, so it is wide. The "
+        f"text reads the intervals, and each column of the table makes "
+        f"{len(study.COMPARISONS)} comparisons."
     )
     if most == 0:
         return text + " No comparison has a finished pair of seeds yet."
-    if most < study.TRIALS:
+    if most < study.TRIALS and not _all_planned_pairs(pairs):
         now = intervals.smallest_exact_p(most)
         return text + (
             f" So far a comparison has at most {_plural(most, 'pair')}, where that bound is "
             f"{now:.4g}" + (": an interval needs two pairs." if most < 2 else ".")
         )
     return text
+
+
+def _all_planned_pairs(pairs: list[int]) -> bool:
+    """Whether every comparison has all the pairs deviation 1 plans for it."""
+    planned = [
+        min(study.planned_trials(method), study.planned_trials(baseline))
+        for method, baseline in study.COMPARISONS
+    ]
+    return all(have >= want for have, want in zip(pairs, planned, strict=True))
 
 
 def curves_figure(results):
