@@ -144,22 +144,27 @@ def _unsigned(interval: intervals.Interval, digits: int = 3) -> str:
     return f"{interval.mean:.{digits}f} [{interval.low:.{digits}f}, {interval.high:.{digits}f}]"
 
 
+def _differences(seeds: pd.DataFrame, method: str, baseline: str):
+    """Per shared seed, ``method`` minus ``baseline`` in every metric; None when none is shared."""
+    mine = seeds[seeds["method"] == method].set_index("trial")
+    theirs = seeds[seeds["method"] == baseline].set_index("trial")
+    shared = sorted(set(mine.index) & set(theirs.index))
+    if not shared:
+        return None
+    return mine.loc[shared, list(METRICS)] - theirs.loc[shared, list(METRICS)]
+
+
 def paired_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Each comparison of :data:`COMPARISONS`: paired differences over the shared seeds."""
-    seeds = per_seed(rows).set_index(["method", "trial"])
+    seeds = per_seed(rows)
     records = []
     for method, baseline in COMPARISONS:
-        arms = set(seeds.index.get_level_values(0))
-        if method not in arms or baseline not in arms:
+        differences = _differences(seeds, method, baseline)
+        if differences is None:
             continue
-        shared = sorted(set(seeds.loc[method].index) & set(seeds.loc[baseline].index))
-        record = {"comparison": f"{method} - {baseline}", "pairs": len(shared)}
+        record = {"comparison": f"{method} - {baseline}", "pairs": len(differences)}
         for metric in METRICS:
-            differences = (
-                seeds.loc[[(method, t) for t in shared], metric].to_numpy()
-                - seeds.loc[[(baseline, t) for t in shared], metric].to_numpy()
-            )
-            record[metric] = intervals.brief(differences, metric in LOWER_IS_BETTER)
+            record[metric] = intervals.brief(differences[metric], metric in LOWER_IS_BETTER)
         records.append(record)
     return pd.DataFrame(records)
 
@@ -174,8 +179,10 @@ def diversity_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(table, orient="index")
 
 
-def curves_figure(rows: pd.DataFrame, ax=None):
+def curves_figure(rows: pd.DataFrame):
     """Held-out accuracy against labels, mean and 95 % t band over seeds, one line an arm."""
+    import matplotlib.pyplot as plt
+
     from ..figures import palette
     from ..studies import mnist_study
 
@@ -184,12 +191,35 @@ def curves_figure(rows: pd.DataFrame, ax=None):
         "top-k": palette.colour("blue"),
         "random": palette.colour("random"),
     }
-    ax = mnist_study.learning_curves(
+    fig, ax = plt.subplots(figsize=palette.figsize(1, 1, aspect=0.6))
+    mnist_study.learning_curves(
         rows, list(loop.ARMS), ax=ax, colors=colors, thresholds=(),
         ylabel="held-out accuracy (1,000 digits)",
     )  # fmt: skip
-    ax.set_xticks(sorted(set(rows["n_labeled"])))
-    return ax
+    if len(rows):
+        ax.set_xticks(sorted(set(rows["n_labeled"])))
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def reading(rows: pd.DataFrame) -> str:
+    """What the finished seeds say about the question, in the words the intervals allow."""
+    seeds = per_seed(rows)
+    if seeds.empty:
+        return "No loop has finished yet."
+    sentences = []
+    for method, baseline in COMPARISONS:
+        differences = _differences(seeds, method, baseline)
+        if differences is None:
+            continue
+        accuracy = intervals.describe_pairs(differences["final_ensemble_accuracy"])
+        area = intervals.brief(differences["aulc"])
+        sentences.append(
+            f"**{method} minus {baseline}**, held-out accuracy after the last round: {accuracy}; "
+            f"area under the learning curve: {area}."
+        )
+    return "\n\n".join(sentences)
 
 
 def report(folder) -> str:
