@@ -123,3 +123,17 @@ def test_unknown_arms_and_missing_archives_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"MNIST archive .*mnist\.zip does not exist"):
         loop_study.run(tmp_path / "s", tmp_path / "mnist.zip")
     assert loop_study.report(tmp_path / "s").startswith("no finished loop")
+
+
+def test_progress_counts_finished_loops():
+    assert "0 of the study's 15 loops" in loop_study.progress(loop_study.load("/nonexistent"))
+    rows = rows_of({"random": [[0.5, 0.6], [0.4, 0.5]], "top-k": [[0.5, 0.7]]})
+    assert loop_study.progress(rows).endswith("3 of the study's 15 loops (3 arms × 5 seeds); "
+                                              "seeds per arm: top-k (1), random (2).")  # fmt: skip
+
+
+def test_the_curves_compare_arms_on_the_seeds_all_have_finished():
+    rows = rows_of({"random": [[0.5, 0.6], [0.4, 0.5]], "top-k": [[0.5, 0.7]]})
+    assert set(loop_study.complete_seeds(rows)["trial"]) == {0}
+    assert loop_study.curve_table(rows).loc["random", 40] == "0.600"  # seed 0 only
+    assert len(loop_study.curves_figure(rows).axes) == 1

@@ -108,6 +108,27 @@ def load(folder) -> pd.DataFrame:
     return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
 
 
+def progress(rows: pd.DataFrame) -> str:
+    """A Markdown line: how many of the study's loops (arm x seed) have finished."""
+    total = len(loop.ARMS) * len(SEEDS)
+    counts = rows.groupby("method")["trial"].nunique() if len(rows) else pd.Series(dtype=int)
+    done = [f"{arm} ({int(counts[arm])})" for arm in loop.ARMS if arm in counts]
+    text = (
+        f"**Finished so far:** {int(counts.sum())} of the study's {total} loops "
+        f"({len(loop.ARMS)} arms × {len(SEEDS)} seeds)"
+    )
+    return text + (f"; seeds per arm: {', '.join(done)}." if done else ".")
+
+
+def complete_seeds(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the seeds every arm present has finished: curves compared on the same seeds."""
+    if rows.empty:
+        return rows
+    seeds = rows.groupby("method")["trial"].apply(set)
+    shared = set.intersection(*seeds)
+    return rows[rows["trial"].isin(shared)]
+
+
 def per_seed(rows: pd.DataFrame) -> pd.DataFrame:
     """Per arm and seed: the last query's metrics, the AULC, the batches' distinct digits."""
     records = []
@@ -129,9 +150,10 @@ def per_seed(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def curve_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Held-out accuracy per arm (rows) and labelled-set size (columns): mean [95 % interval]."""
+    """Held-out accuracy per arm (rows) and labelled-set size (columns): mean [95 % interval]
+    over the seeds every arm has finished."""
     cells = {}
-    for (method, size), group in rows.groupby(["method", "n_labeled"]):
+    for (method, size), group in complete_seeds(rows).groupby(["method", "n_labeled"]):
         interval = intervals.mean_interval(group["ensemble_accuracy"])
         cells.setdefault(method, {})[int(size)] = _unsigned(interval)
     order = [arm for arm in loop.ARMS if arm in cells]
@@ -180,7 +202,8 @@ def diversity_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def curves_figure(rows: pd.DataFrame):
-    """Held-out accuracy against labels, mean and 95 % t band over seeds, one line an arm."""
+    """Held-out accuracy against labels, mean and 95 % t band over the seeds every arm has
+    finished, one line an arm."""
     import matplotlib.pyplot as plt
 
     from ..figures import palette
@@ -193,7 +216,7 @@ def curves_figure(rows: pd.DataFrame):
     }
     fig, ax = plt.subplots(figsize=palette.figsize(1, 1, aspect=0.6))
     mnist_study.learning_curves(
-        rows, list(loop.ARMS), ax=ax, colors=colors, thresholds=(),
+        complete_seeds(rows), list(loop.ARMS), ax=ax, colors=colors, thresholds=(),
         ylabel="held-out accuracy (1,000 digits)",
     )  # fmt: skip
     if len(rows):
