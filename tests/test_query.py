@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from dpe_tutorial.cli import main
-from dpe_tutorial.labelling import query, query_pool
+from dpe_tutorial.labelling import query, query_pool, simulated_loop
 from dpe_tutorial.labelling.merge_labels import merge_labels
 from dpe_tutorial.method import acquisition
 from dpe_tutorial.running import tracing
@@ -360,85 +360,47 @@ def test_ctrl_c_and_divergence_say_what_a_query_does(pool, tmp_path, capsys, mon
     assert "no row was saved" not in err
 
 
-# --------------------------------------------------------------------------- a simulated oracle
+# --------------------------------------------------------------------------- a simulated loop
 
-ORACLE_CLASSES = ("airplane", "automobile", "frog")
-ORACLE = {"pool": 120, "held_out": 100, "first": 4, "k": 24, "rounds": 3}  # per class, but k
-ORACLE_CONFIG = {"members": 4, "width": 4, "epochs": 20, "batch_size": 16}
-
-
-def flatten_cifar10(archive: Path, root: Path, seed: int):
-    """Pool and held-out folders of CIFAR-10 images with anonymous names; their true classes."""
-    rng = np.random.default_rng(seed)
-    truth: dict[str, dict[str, str]] = {"pool": {}, "held_out": {}}
-    with zipfile.ZipFile(archive) as zipped:
-        names = [n for n in zipped.namelist() if n.endswith(".jpg")]
-        for part, split in (("pool", "train"), ("held_out", "test")):
-            chosen = []
-            for name in ORACLE_CLASSES:
-                members = sorted(n for n in names if n.startswith(f"{split}/{name}/"))
-                picked = rng.choice(len(members), ORACLE[part], replace=False)
-                chosen += [(members[i], name) for i in picked]
-            for i in rng.permutation(len(chosen)):
-                member, name = chosen[i]
-                path = f"img{len(truth[part]):04d}.jpg"
-                (root / part).mkdir(parents=True, exist_ok=True)
-                (root / part / path).write_bytes(zipped.read(member))
-                truth[part][path] = name
-    return truth
-
-
-def simulate_oracle(tmp_path: Path, seed: int) -> dict:
-    """Query, label the suggestions from the true classes, query again: ``rounds`` times."""
-    truth = flatten_cifar10(SHARED_CIFAR10, tmp_path, seed)
-    pool, held_out = tmp_path / "pool", tmp_path / "held_out"
-    first = []
-    for name in ORACLE_CLASSES:
-        first += [p for p, c in truth["pool"].items() if c == name][: ORACLE["first"]]
-    labels = tmp_path / "labels.csv"
-    labels.write_text("path,label\n" + "".join(f"{p},{truth['pool'][p]}\n" for p in first))
-    config = query.resolve_config("smoke", [f"{k}={v}" for k, v in ORACLE_CONFIG.items()])
-    config = query.resolve_config(config, [f"seed={seed}"])
-    test = query.read_pool(held_out)
-    expected = np.array([truth["held_out"][p] for p in test.paths])
-    sizes, accuracies, suggested = [], [], []
-    for round_index in range(ORACLE["rounds"] + 1):
-        out = tmp_path / "out"  # the same folder each round: a query replaces its own files
-        table = query.suggest(pool, labels, ORACLE["k"], out, config)
-        model, class_names = query.load_model(out)
-        predicted = np.array(class_names)[model.predict_members(test.images).mean(1).argmax(1)]
-        accuracies.append(float((predicted == expected).mean()))
-        sizes.append(len(pd.read_csv(labels)))
-        if round_index == ORACLE["rounds"]:
-            break
-        suggested += table["path"].tolist()
-        with labels.open("a") as file:
-            file.writelines(f"{p},{truth['pool'][p]}\n" for p in table["path"])
-    return {"sizes": sizes, "accuracies": accuracies, "suggested": suggested, "labels": labels}
+SHARED_MNIST = SHARED_CIFAR10.parent / "mnist-png.zip"
+# the test's scale of the labelling-loop study (results/labelling-loop/README.md)
+TEST_SCALE = simulated_loop.LoopSizes(pool=1000, held_out=500)
+TEST_CONFIG = ("members=4", "steps=150")
 
 
 @pytest.mark.slow
-def test_labelling_the_suggestions_raises_held_out_accuracy(tmp_path):
-    """Three rounds of query, label (from the true classes), query again, on CIFAR-10.
+def test_the_loop_in_commands_learns_from_20_mnist_labels_as_fast_as_random_picks(tmp_path):
+    """Four rounds of query, label (from the true classes), merge, from 20 MNIST labels, for the
+    query's picks (power sampling) and for random picks.
 
-    Measured with these sizes (3 classes, 12 -> 36 -> 60 -> 84 labels, 300 held-out images):
-    held-out accuracy 0.463 -> 0.697 (seed 0), 0.437 -> 0.650 (seed 1), 0.417 -> 0.713 (seed 2),
-    rises of 0.23, 0.21 and 0.30; the margin asserted, 0.08, is well below the smallest.
-    About 4 minutes on 2 busy cores (each query builds and traces a fresh ensemble).
+    At this scale (4 members, 150 steps, a 1,000-digit pool, 500 held-out digits) the study's
+    second folder, results/labelling-loop-test-scale, measured seeds 0, 1, 2 (AMD EPYC,
+    bfloat16): held-out accuracy rose by 0.268, 0.274 and 0.158 from 20 to 100 labels with
+    power sampling, and power sampling minus random at 100 labels was -0.002, +0.040 and
+    0.000. So this test asserts the loop's mechanics, a rise of 0.10, and, as a guard
+    against a broken acquisition (a batch of one digit costs far more), that the query's picks
+    are not 0.05 below random picks; whether they beat random picks is the full-size study's
+    question (results/labelling-loop), not a CI test's. A few minutes on 2 busy cores.
     """
-    if not SHARED_CIFAR10.exists():
+    if not SHARED_MNIST.exists():
         if os.environ.get("CI"):
-            pytest.fail(f"CI must have the shared CIFAR-10 copy at {SHARED_CIFAR10}")
-        pytest.skip(f"no shared CIFAR-10 copy at {SHARED_CIFAR10}")
-    result = simulate_oracle(tmp_path, seed=0)
-    first, k, rounds = 3 * ORACLE["first"], ORACLE["k"], ORACLE["rounds"]
-    assert result["sizes"] == [first + k * r for r in range(rounds + 1)]
-    suggested = result["suggested"]
-    assert len(suggested) == len(set(suggested)) == k * rounds  # never suggested twice
-    labelled = pd.read_csv(result["labels"])["path"]
-    assert labelled.is_unique and set(suggested) <= set(labelled)
-    accuracies = result["accuracies"]
-    assert accuracies[-1] >= accuracies[0] + 0.08, accuracies
+            pytest.fail(f"CI must have the shared MNIST copy at {SHARED_MNIST}")
+        pytest.skip(f"no shared MNIST copy at {SHARED_MNIST}")
+    config = query.resolve_config(None, list(TEST_CONFIG))
+    arms = ("power sampling", "random")
+    rows = simulated_loop.simulate(SHARED_MNIST, tmp_path, 0, arms, TEST_SCALE, config)
+    for arm in arms:
+        mine = rows[rows["method"] == arm]
+        assert mine["n_labeled"].tolist() == TEST_SCALE.sizes()
+        labelled = pd.read_csv(tmp_path / arm.replace(" ", "-") / "labels.csv")
+        # every suggestion was new and merged once
+        assert labelled["path"].is_unique and len(labelled) == TEST_SCALE.sizes()[-1]
+    first = [pd.read_csv(tmp_path / a.replace(" ", "-") / "labels.csv").head(20) for a in arms]
+    pd.testing.assert_frame_equal(*first)  # paired: both arms start from the same labels
+    power = rows[rows["method"] == "power sampling"]["ensemble_accuracy"].to_numpy()
+    random = rows[rows["method"] == "random"]["ensemble_accuracy"].to_numpy()
+    assert power[-1] >= power[0] + 0.10, power
+    assert power[-1] >= random[-1] - 0.05, (power, random)
 
 
 def test_power_selection_samples_the_suggestions(pool, tmp_path, capsys):
