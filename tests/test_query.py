@@ -21,7 +21,8 @@ from dpe_tutorial.labelling.merge_labels import merge_labels
 from dpe_tutorial.method import acquisition
 from dpe_tutorial.running import tracing
 
-SHARED_CIFAR10 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.zip"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_MNIST = SHARED_DATA / "mnist-png.zip"
 # a tiny ensemble: seconds per query on 2 cores
 # two members: the default (papers') form needs four, so these use the exclusive form
 TINY = {
@@ -362,7 +363,6 @@ def test_ctrl_c_and_divergence_say_what_a_query_does(pool, tmp_path, capsys, mon
 
 # --------------------------------------------------------------------------- a simulated loop
 
-SHARED_MNIST = SHARED_CIFAR10.parent / "mnist-png.zip"
 # the test's scale of the labelling-loop study (results/labelling-loop/README.md)
 TEST_SCALE = simulated_loop.LoopSizes(pool=1000, held_out=500)
 TEST_CONFIG = ("members=4", "steps=150")
