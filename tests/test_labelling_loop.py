@@ -137,3 +137,41 @@ def test_the_curves_compare_arms_on_the_seeds_all_have_finished():
     assert set(loop_study.complete_seeds(rows)["trial"]) == {0}
     assert loop_study.curve_table(rows).loc["random", 40] == "0.600"  # seed 0 only
     assert len(loop_study.curves_figure(rows).axes) == 1
+
+
+def test_pairs_are_the_seeds_both_arms_finished_and_none_is_said_plainly():
+    rows = rows_of(
+        {
+            "power sampling": [[0.5, 0.8], [0.4, 0.7], [0.45, 0.75]],
+            "random": [[0.5, 0.7], [0.4, 0.6]],  # seed 2 not finished
+        }
+    )
+    paired = loop_study.paired_table(rows).set_index("comparison")
+    assert paired.loc["power sampling - random", "pairs"] == 2
+    # seeds 0 and 1 only: +0.1 both times, so no spread and an interval of one point
+    assert paired.loc["power sampling - random", "final_ensemble_accuracy"].startswith("+0.100 [")
+    # ECE: lower is better; here the same in both arms, so the interval holds zero
+    assert paired.loc["power sampling - random", "final_ece"].endswith("holds zero")
+    alone = rows_of({"top-k": [[0.5, 0.6]]})
+    assert loop_study.paired_table(alone).set_index("comparison").empty
+    assert loop_study.reading(alone) == "No comparison has a finished pair of seeds yet."
+
+
+def test_a_study_refuses_overrides_the_arms_set_before_writing_anything(tmp_path):
+    archive = fake_mnist(tmp_path / "mnist.zip")
+    sizes = simulated_loop.LoopSizes(pool=40, held_out=20)
+    with pytest.raises(ValueError, match="--set selection=top_k: the arms set selection"):
+        loop_study.run(tmp_path / "s", archive, sizes=sizes, overrides=["selection=top_k"])
+    with pytest.raises(ValueError, match="membres"):  # a misspelt field
+        loop_study.run(tmp_path / "s", archive, sizes=sizes, overrides=["membres=4"])
+    with pytest.raises(ValueError, match="fewer than the 3000"):
+        loop_study.run(tmp_path / "s", archive)
+    assert not (tmp_path / "s" / "study.json").exists()  # so the right rerun is not refused
+
+
+def test_the_loop_refuses_a_folder_that_already_holds_digits(tmp_path):
+    archive = fake_mnist(tmp_path / "mnist.zip")
+    sizes = simulated_loop.LoopSizes(pool=40, held_out=20)
+    simulated_loop.write_mnist_folders(archive, tmp_path / "work", sizes, seed=0)
+    with pytest.raises(ValueError, match=r"pool is not empty: give a new folder"):
+        simulated_loop.write_mnist_folders(archive, tmp_path / "work", sizes, seed=1)

@@ -369,9 +369,9 @@ TEST_CONFIG = ("members=4", "steps=150")
 
 
 @pytest.mark.slow
-def test_the_loop_in_commands_learns_from_20_mnist_labels_as_fast_as_random_picks(tmp_path):
+def test_the_loop_in_commands_learns_from_20_mnist_labels(tmp_path):
     """Four rounds of query, label (from the true classes), merge, from 20 MNIST labels, for the
-    query's picks (power sampling) and for random picks.
+    query's BALD picks drawn by power sampling and for random picks.
 
     At this scale (4 members, 150 steps, a 1,000-digit pool, 500 held-out digits) the study's
     second folder, results/labelling-loop-test-scale, measured seeds 0, 1, 2 (AMD EPYC,
@@ -391,7 +391,7 @@ def test_the_loop_in_commands_learns_from_20_mnist_labels_as_fast_as_random_pick
     rows = simulated_loop.simulate(SHARED_MNIST, tmp_path, 0, arms, TEST_SCALE, config)
     for arm in arms:
         mine = rows[rows["method"] == arm]
-        assert mine["n_labeled"].tolist() == TEST_SCALE.sizes()
+        assert mine["n_labeled"].tolist() == TEST_SCALE.sizes()  # as read from labels.csv
         labelled = pd.read_csv(tmp_path / arm.replace(" ", "-") / "labels.csv")
         # every suggestion was new and merged once
         assert labelled["path"].is_unique and len(labelled) == TEST_SCALE.sizes()[-1]

@@ -1,4 +1,4 @@
-"""The labelling-loop study: the query's default picks against the top k and random, paired seeds.
+"""The labelling-loop study: the query's BALD picks (power sampling, top k) and random, paired.
 
 :func:`run` runs :mod:`~dpe_tutorial.labelling.simulated_loop` for every seed
 and arm into a results folder (``runs/<arm>-seed-<n>.csv``, each written
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..running import provenance
+from ..running import lock, provenance
+from ..running.data.imagefolders import file_sha256
 from ..running.files import atomic_write
 from ..studies import intervals
 from . import simulated_loop as loop
@@ -65,28 +66,39 @@ def run(folder, archive, seeds=SEEDS, arms=tuple(loop.ARMS), sizes=None, overrid
         raise ValueError(f"unknown arm {unknown[0]!r}; the arms are: {', '.join(loop.ARMS)}")
     if not Path(archive).is_file():
         raise ValueError(f"MNIST archive {archive} does not exist")
+    for override in overrides:
+        if override.partition("=")[0].strip() in loop.ARM_FIELDS:
+            raise ValueError(
+                f"--set {override}: the arms set {', '.join(loop.ARM_FIELDS)} themselves"
+            )
+    # every input is checked before study.json fixes the study
+    config = loop.query.resolve_config(None, list(overrides))
+    loop.check_archive(archive, sizes)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _check_study(folder, sizes, overrides)
-    config = loop.query.resolve_config(None, list(overrides))
     ran = 0
-    for seed in seeds:
-        todo = [arm for arm in arms if not _run_path(folder, arm, seed).exists()]
-        if not todo:
-            continue
-        with tempfile.TemporaryDirectory(prefix="dpe-loop-") as work:
-            truth = loop.write_mnist_folders(archive, work, sizes, seed)
-            for arm in todo:
-                started = dt.datetime.now(dt.timezone.utc)
-                clock = time.perf_counter()
-                rows = loop.run_arm(work, truth, arm, sizes, seed, config, report=say)
-                atomic_write(_run_path(folder, arm, seed), rows.to_csv(index=False))
-                _add_session(folder, arm, seed, started, time.perf_counter() - clock)
-                ran += 1
+    with lock.hold(folder):  # two runs into one folder would repeat loops and lose sessions
+        _check_study(folder, sizes, overrides)
+        archive_sha256 = file_sha256(archive)
+        for seed in seeds:
+            todo = [arm for arm in arms if not _run_path(folder, arm, seed).exists()]
+            if not todo:
+                continue
+            with tempfile.TemporaryDirectory(prefix="dpe-loop-") as work:
+                truth = loop.write_mnist_folders(archive, work, sizes, seed)
+                for arm in todo:
+                    started = dt.datetime.now(dt.timezone.utc)
+                    clock = time.perf_counter()
+                    rows = loop.run_arm(work, truth, arm, sizes, seed, config, report=say)
+                    seconds = time.perf_counter() - clock
+                    # the session first: a run file never lacks its record
+                    _add_session(folder, arm, seed, started, seconds, archive_sha256)
+                    atomic_write(_run_path(folder, arm, seed), rows.to_csv(index=False))
+                    ran += 1
     return ran
 
 
-def _add_session(folder: Path, arm: str, seed: int, started, seconds: float) -> None:
+def _add_session(folder: Path, arm: str, seed: int, started, seconds: float, archive_sha256):
     path = folder / "sessions.json"
     sessions = json.loads(path.read_text()) if path.exists() else []
     sessions.append(
@@ -94,6 +106,7 @@ def _add_session(folder: Path, arm: str, seed: int, started, seconds: float) -> 
             "run": _run_path(folder, arm, seed).name,
             "started": started.isoformat(timespec="seconds"),
             "seconds": round(seconds, 1),
+            "archive_sha256": archive_sha256,
             **provenance.session_environment(),
         }
     )
@@ -188,7 +201,7 @@ def paired_table(rows: pd.DataFrame) -> pd.DataFrame:
         for metric in METRICS:
             record[metric] = intervals.brief(differences[metric], metric in LOWER_IS_BETTER)
         records.append(record)
-    return pd.DataFrame(records)
+    return pd.DataFrame(records, columns=["comparison", "pairs", *METRICS])
 
 
 def diversity_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -229,8 +242,6 @@ def curves_figure(rows: pd.DataFrame):
 def reading(rows: pd.DataFrame) -> str:
     """What the finished seeds say about the question, in the words the intervals allow."""
     seeds = per_seed(rows)
-    if seeds.empty:
-        return "No loop has finished yet."
     sentences = []
     for method, baseline in COMPARISONS:
         differences = _differences(seeds, method, baseline)
@@ -242,7 +253,7 @@ def reading(rows: pd.DataFrame) -> str:
             f"**{method} minus {baseline}**, held-out accuracy after the last round: {accuracy}; "
             f"area under the learning curve: {area}."
         )
-    return "\n\n".join(sentences)
+    return "\n\n".join(sentences) or "No comparison has a finished pair of seeds yet."
 
 
 def report(folder) -> str:
@@ -250,13 +261,14 @@ def report(folder) -> str:
     rows = load(folder)
     if rows.empty:
         return f"no finished loop under {folder}/runs yet\n"
-    pairs = per_seed(rows).groupby("method").size().min()
+    paired = paired_table(rows)
+    pairs = int(paired["pairs"].max()) if len(paired) else 0
     parts = [
         "## Held-out accuracy per arm and labelled-set size (mean [95 % t interval])",
         curve_table(rows).to_markdown(),
         "## Paired differences over seeds (method - baseline)",
-        paired_table(rows).to_markdown(index=False),
-        intervals.multiplicity_note(len(COMPARISONS) * len(METRICS), int(pairs)),
+        paired.to_markdown(index=False),
+        intervals.multiplicity_note(len(paired) * len(METRICS), pairs),
         "## Different digits in an acquired batch of 20",
         diversity_table(rows).to_markdown(),
     ]

@@ -7,13 +7,15 @@ MNIST copy), a ``labels.csv`` of two digits per class, then ``rounds`` times:
 suggestions' ``label`` column filled in from the true classes (the simulated
 labeller), :func:`~dpe_tutorial.labelling.merge_labels.merge_labels` into the
 labels file. The last query is measured without acquiring. An arm is a set of
-``--set`` overrides on the query's config: the default (power sampling), the
-top k, or random picks (``acquisition=random``) with the same ensemble.
+``--set`` overrides on the query's config: BALD picks drawn by power sampling,
+the top k BALD scores, or random picks (``acquisition=random``) with the same
+ensemble.
 
 Rows use the MNIST study's column names (``method``, ``trial``, ``n_labeled``,
-``ensemble_accuracy``, ``nll``, ``ece``), so its per-seed summaries and
-learning-curve figure read them; ``distinct`` counts the different digits in
-the batch a round acquired (empty for the last query).
+``ensemble_accuracy``, ``nll``, ``ece``), so its learning-curve figure reads
+them; ``n_labeled`` is counted in the labels file the query read, and
+``distinct`` counts the different digits in the batch a round acquired
+(empty for the last query).
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from . import query
 from .merge_labels import merge_labels
 
 # an arm: the overrides that make it, on top of the query's config
+# the config fields an arm sets: a study's overrides may not set them too
+ARM_FIELDS = ("selection", "acquisition", "seed")
 ARMS: dict[str, tuple[str, ...]] = {
-    "power sampling": ("selection=power",),  # the query's default (BALD, power sampling)
+    "power sampling": ("selection=power",),  # BALD, the batch drawn by power sampling
     "top-k": ("selection=top_k",),
     "random": ("acquisition=random",),
 }
@@ -74,20 +78,15 @@ def write_mnist_folders(archive, root, sizes: LoopSizes, seed: int) -> dict[str,
     """
     rng = np.random.default_rng(seed)
     truth: dict[str, dict[str, str]] = {"pool": {}, "held_out": {}}
-    try:
-        zipped = zipfile.ZipFile(archive)
-    except (OSError, zipfile.BadZipFile) as error:
-        raise ValueError(f"MNIST archive {archive} cannot be read: {error}") from None
-    with zipped:
-        names = [n for n in zipped.namelist() if n.endswith(".png")]
-        parts = (("pool", "train", sizes.pool), ("held_out", "test", sizes.held_out))
-        for part, split, size in parts:
-            members = sorted(n for n in names if n.startswith(f"{split}/"))
-            if len(members) < size:
-                raise ValueError(
-                    f"MNIST archive {archive} holds {len(members)} {split} digits, "
-                    f"fewer than the {size} asked for"
-                )
+    for part in truth:
+        folder = Path(root) / part
+        if folder.exists() and any(folder.iterdir()):
+            raise ValueError(f"{folder} is not empty: give a new folder for the loop")
+    digits = check_archive(archive, sizes)
+    with zipfile.ZipFile(archive) as zipped:
+        for part, split in (("pool", "train"), ("held_out", "test")):
+            members = digits[split]
+            size = sizes.pool if part == "pool" else sizes.held_out
             folder = Path(root) / part
             folder.mkdir(parents=True, exist_ok=True)
             for number, i in enumerate(rng.choice(len(members), size, replace=False)):
@@ -95,6 +94,23 @@ def write_mnist_folders(archive, root, sizes: LoopSizes, seed: int) -> dict[str,
                 (folder / path).write_bytes(zipped.read(members[i]))
                 truth[part][path] = members[i].split("/")[1]
     return truth
+
+
+def check_archive(archive, sizes: LoopSizes) -> dict[str, list[str]]:
+    """The archive's PNG names by split, once it holds enough digits for ``sizes``."""
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            names = sorted(n for n in zipped.namelist() if n.endswith(".png"))
+    except (OSError, zipfile.BadZipFile) as error:
+        raise ValueError(f"MNIST archive {archive} cannot be read: {error}") from None
+    digits = {split: [n for n in names if n.startswith(f"{split}/")] for split in ("train", "test")}
+    for split, size in (("train", sizes.pool), ("test", sizes.held_out)):
+        if len(digits[split]) < size:
+            raise ValueError(
+                f"MNIST archive {archive} holds {len(digits[split])} {split} digits, "
+                f"fewer than the {size} asked for"
+            )
+    return digits
 
 
 def first_labels(truth: dict, per_class: int, seed: int) -> dict[str, str]:
@@ -126,13 +142,13 @@ def run_arm(root, truth, arm: str, sizes: LoopSizes, seed: int, config=None, rep
     labels_csv = work / "labels.csv"
     _write_csv(labels_csv, first_labels(truth, sizes.first_per_class, seed))
     held_out_csv = root / "held_out" / "held_out.csv"
-    if not held_out_csv.exists():
-        _write_csv(held_out_csv, truth["held_out"])
+    _write_csv(held_out_csv, truth["held_out"])
     settings = query.resolve_config(config, [*ARMS[arm], f"seed={seed}"])
     out = work / "out"  # the same folder each round: a query replaces its own files
     rows = []
     for round_index in range(sizes.rounds + 1):
         start = time.perf_counter()
+        n_labelled = len(pd.read_csv(labels_csv))
         table = query.suggest(
             root / "pool",
             labels_csv,
@@ -153,7 +169,7 @@ def run_arm(root, truth, arm: str, sizes: LoopSizes, seed: int, config=None, rep
                 "method": arm,
                 "trial": seed,
                 "round": round_index,
-                "n_labeled": sizes.sizes()[round_index],
+                "n_labeled": n_labelled,
                 "ensemble_accuracy": held_out["accuracy"],
                 "nll": held_out["nll"],
                 "ece": held_out["ece"],

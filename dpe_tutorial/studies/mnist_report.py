@@ -154,7 +154,7 @@ def pairs_note(results) -> str:
     )
     if most == 0:
         return text + " No comparison has a finished pair of seeds yet."
-    if most < study.TRIALS and not _all_planned_pairs(pairs):
+    if not _all_planned_pairs(pairs):
         now = intervals.smallest_exact_p(most)
         return text + (
             f" So far a comparison has at most {_plural(most, 'pair')}, where that bound is "
