@@ -205,8 +205,9 @@ def paired_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def diversity_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Different digits in an acquired batch of 20, per arm: mean over rounds, then seeds."""
-    seeds = per_seed(rows)
+    """Different digits in an acquired batch of 20, per arm: mean over rounds, then over the
+    seeds every arm has finished."""
+    seeds = per_seed(complete_seeds(rows))
     table = {}
     for method in [arm for arm in loop.ARMS if arm in set(seeds["method"])]:
         interval = intervals.mean_interval(seeds[seeds["method"] == method]["distinct"])
