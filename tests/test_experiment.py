@@ -42,7 +42,11 @@ def test_presets_are_valid_and_match_the_protocol():
     for name in ("few-labels", "mnist"):
         config = experiment.preset(name)
         assert (config.steps, config.optimizer, config.member) == (300, "adam", "gal_cnn")
+    # the query's default draws its batch by power sampling (results/labelling-loop)
+    few = experiment.preset("few-labels")
+    assert (few.acquisition, few.selection) == ("mutual_information", "power")
     mnist = experiment.preset("mnist")
+    assert mnist.selection == "top_k"  # the MNIST study's DPE-with-BALD arm
     sizes = experiment.schedule_sizes(mnist)
     assert (sizes[0], sizes[1], sizes[-1], mnist.initial_labels) == (20, 40, 400, "balanced")
     linear = experiment.preset("linear-4")

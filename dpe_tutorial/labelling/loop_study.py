@@ -243,6 +243,7 @@ def curves_figure(rows: pd.DataFrame):
 def reading(rows: pd.DataFrame) -> str:
     """What the finished seeds say about the question, in the words the intervals allow."""
     seeds = per_seed(rows)
+    last = int(rows["n_labeled"].max()) if len(rows) else 0
     sentences = []
     for method, baseline in COMPARISONS:
         differences = _differences(seeds, method, baseline)
@@ -251,7 +252,7 @@ def reading(rows: pd.DataFrame) -> str:
         accuracy = intervals.describe_pairs(differences["final_ensemble_accuracy"])
         area = intervals.brief(differences["aulc"])
         sentences.append(
-            f"**{method} minus {baseline}**, held-out accuracy after the last round: {accuracy}; "
+            f"**{method} minus {baseline}**, held-out accuracy at {last} labels: {accuracy}; "
             f"area under the learning curve: {area}."
         )
     return "\n\n".join(sentences) or "No comparison has a finished pair of seeds yet."

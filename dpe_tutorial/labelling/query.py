@@ -2,11 +2,13 @@
 
 ``suggest(pool, labels_csv, k, out)`` (and ``dpe-tutorial query``) trains a
 deep probabilistic ensemble on the images you have labelled, scores every
-image you have not with the config's acquisition score, and writes into
-``out``:
+image you have not with the config's acquisition score, picks ``k`` of them
+by the config's ``selection`` (the default preset draws them by power
+sampling; ``top_k`` takes the highest scores), and writes into ``out``:
 
-- ``suggestions.csv``: ``rank,path,score,predicted,probability,label``, rank 1
-  to label first (scores never increase down the table), with the ensemble's
+- ``suggestions.csv``: ``rank,path,score,predicted,probability,label``, the
+  picks in order of score (rank 1 the highest; scores never increase down the
+  table), with the ensemble's
   predicted class and its mean probability, and an empty ``label`` column to
   fill in (``dpe-tutorial merge-labels`` adds the filled rows to the labels);
 - ``suggestions.png``: a contact sheet of the top suggestions and their scores;
