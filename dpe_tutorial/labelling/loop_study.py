@@ -168,15 +168,9 @@ def curve_table(rows: pd.DataFrame) -> pd.DataFrame:
     cells = {}
     for (method, size), group in complete_seeds(rows).groupby(["method", "n_labeled"]):
         interval = intervals.mean_interval(group["ensemble_accuracy"])
-        cells.setdefault(method, {})[int(size)] = _unsigned(interval)
+        cells.setdefault(method, {})[int(size)] = interval.plain_text()
     order = [arm for arm in loop.ARMS if arm in cells]
     return pd.DataFrame.from_dict(cells, orient="index").loc[order]
-
-
-def _unsigned(interval: intervals.Interval, digits: int = 3) -> str:
-    if interval.n < 2:
-        return f"{interval.mean:.{digits}f}"
-    return f"{interval.mean:.{digits}f} [{interval.low:.{digits}f}, {interval.high:.{digits}f}]"
 
 
 def _differences(seeds: pd.DataFrame, method: str, baseline: str):
@@ -211,7 +205,7 @@ def diversity_table(rows: pd.DataFrame) -> pd.DataFrame:
     table = {}
     for method in [arm for arm in loop.ARMS if arm in set(seeds["method"])]:
         interval = intervals.mean_interval(seeds[seeds["method"] == method]["distinct"])
-        table[method] = {"seeds": interval.n, "distinct digits a batch": _unsigned(interval, 1)}
+        table[method] = {"seeds": interval.n, "distinct digits a batch": interval.plain_text(1)}
     return pd.DataFrame.from_dict(table, orient="index")
 
 

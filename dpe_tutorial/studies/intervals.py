@@ -34,6 +34,12 @@ class Interval:
     def excludes_zero(self) -> bool:
         return bool(self.low > 0 or self.high < 0)
 
+    def plain_text(self, digits: int = 3) -> str:
+        """``0.812 [0.790, 0.834]``: a level and its interval, unsigned; for n < 2 the mean."""
+        if self.n < 2:
+            return f"{self.mean:.{digits}f}"
+        return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
     def text(self, digits: int = 3) -> str:
         """``+0.012 [-0.003, +0.027]``: the mean and its interval, signed."""
         if self.n < 2:

@@ -218,11 +218,7 @@ def summary(results):
 
 
 def _unsigned(interval: intervals.Interval, digits: int) -> str:
-    if interval.n == 0:
-        return "not reached"
-    if interval.n < 2:
-        return f"{interval.mean:.{digits}f}"
-    return f"{interval.mean:.{digits}f} [{interval.low:.{digits}f}, {interval.high:.{digits}f}]"
+    return "not reached" if interval.n == 0 else interval.plain_text(digits)
 
 
 def paired_table(results, columns=("aulc", "labels_to_90", "final_ensemble_accuracy", "final_nll")):

@@ -153,7 +153,7 @@ def method_table(rows: pd.DataFrame, metric: str, digits: int = 3) -> pd.DataFra
     cells = {}
     for (size, method), group in rows.groupby(["labelled", "method"], sort=False):
         interval = intervals.mean_interval(group[metric])
-        cells.setdefault(f"{size} labels", {})[method] = _unsigned(interval, digits)
+        cells.setdefault(f"{size} labels", {})[method] = interval.plain_text(digits)
     return pd.DataFrame(cells).rename_axis(metric)
 
 
@@ -248,12 +248,6 @@ def size_against(rows: pd.DataFrame, baseline: str = PLAIN, digits: int = 4):
     for (method, members), interval in found.items():
         cells.setdefault(method, {})[members] = interval.text(digits)
     return pd.DataFrame(cells).rename_axis(f"mean MI minus {baseline}'s; members"), found
-
-
-def _unsigned(interval: intervals.Interval, digits: int) -> str:
-    if interval.n < 2:
-        return f"{interval.mean:.{digits}f}"
-    return f"{interval.mean:.{digits}f} [{interval.low:.{digits}f}, {interval.high:.{digits}f}]"
 
 
 def _check_metric(metric: str) -> None:
