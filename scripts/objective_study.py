@@ -4,6 +4,8 @@
     python scripts/objective_study.py --out results/objective-study --arms plain --trials 2
     python scripts/objective_study.py --out results/objective-study --width 16 --epochs 8 \\
         --arms plain exclusive:elbo*0.1
+    python scripts/objective_study.py --out results/objective-study-confirmatory \\
+        --arms plain paper:elbo*0.1 --trials 3 4 --member-predictions
 
 Arms run one trial at a time across all arms; a killed run resumes where it
 stopped (finished trials are kept). The data is the CIFAR-10 JPEG copy named by
@@ -31,6 +33,11 @@ def main() -> int:
     parser.add_argument(
         "--trials", type=int, nargs="+", default=[0, 1], help="trial indices to run"
     )
+    parser.add_argument(
+        "--member-predictions",
+        action="store_true",
+        help="store every member's test predictions (float16) each round",
+    )
     parser.add_argument("--verbose", action="store_true", help="progress bars")
     parser.add_argument(
         "--report", action="store_true", help="print the summary table (Markdown) and stop"
@@ -49,6 +56,7 @@ def main() -> int:
             trials=args.trials,
             quiet=not args.verbose,
             epochs=args.epochs,
+            member_predictions=args.member_predictions,
         )
     except ValueError as error:
         print(f"objective_study: error: {error}", file=sys.stderr)

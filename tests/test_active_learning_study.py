@@ -23,12 +23,16 @@ def test_the_methods_differ_only_in_acquisition_and_beta():
         differing = {
             field for field, value in config.to_dict().items() if value != dpe.to_dict()[field]
         }
-        assert differing <= {"acquisition", "beta"}, name
+        # and whether its folder stores member predictions: the first four ran before it could
+        assert differing <= {"acquisition", "beta", "member_predictions"}, name
     assert configs["DPE, random"].acquisition == "random"
     assert configs["plain ensemble, predictive entropy"].beta == 0
+    plain_random = configs["plain ensemble, random"]
+    assert plain_random.beta == 0 and plain_random.acquisition == "random"
+    assert plain_random.member_predictions and not dpe.member_predictions
     # every method in a folder of its own, under the preset's name (chapter 7 groups by it)
     folders = {study.folder_of("out", c) for c in configs.values()}
-    assert len(folders) == 4 and {f.parent for f in folders} == {Path("out") / study.PRESET}
+    assert len(folders) == 5 and {f.parent for f in folders} == {Path("out") / study.PRESET}
 
 
 def write_method(root, config, accuracies):
@@ -177,7 +181,7 @@ def test_every_method_of_a_trial_starts_from_the_same_labelled_set(tmp_path, cap
         "shift_samples": 0,
     }
     folders = study.run_study(tmp_path, trials=[0], **tiny)
-    assert len(folders) == 4
+    assert len(folders) == 5
     order = [line.split(" -> ")[0] for line in capsys.readouterr().out.splitlines()]
     assert order == [f"trial 0: {name}" for name in study.METHODS]
     runs = [results.load_run(folder) for folder in folders]

@@ -111,9 +111,15 @@ def run_study(
     quiet: bool = True,
     **overrides,
 ) -> list[Path]:
-    """Run trial 0 of every arm, then trial 1 of every arm, ...; finished trials are skipped."""
+    """Run trial 0 of every arm, then trial 1 of every arm, ...; finished trials are skipped.
+
+    A folder holds :data:`PLANNED_TRIALS` trials unless ``trials`` reaches past
+    them (the confirmatory trials 3 and 4 go to a folder of their own: a
+    finished folder's config is not changed).
+    """
     from ..running.experiment import run_experiment  # reading and plotting a study needs no backend
 
+    overrides.setdefault("trials", max(PLANNED_TRIALS, max(trials, default=0) + 1))
     out_root = Path(out_root)
     chosen = chosen or arms()
     folders = []
