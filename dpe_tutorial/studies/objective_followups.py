@@ -42,6 +42,16 @@ LONG_METRICS = ("ensemble_accuracy", "nll", "ece", GAP)
 NAMES = {**SHORT_NAMES, GAP: "accuracy - confidence"}
 
 
+def load(out_root):
+    """A follow-up's results table, or None while none of its runs has finished a trial."""
+    from .objective_study import load_results
+
+    try:
+        return load_results(out_root)
+    except ValueError:  # no results.csv under the folder yet (or no folder)
+        return None
+
+
 def _lower_is_better(metric: str) -> bool:
     from ..figures.plots import LOWER_IS_BETTER
 
@@ -103,7 +113,7 @@ def confirmatory_table(main, confirm, metrics=CONFIRMATORY_METRICS):
 
 def confirmatory_reading(main, confirm) -> str:
     """The pre-registered primary answer in a sentence or two; says so while not run."""
-    if confirm is None or not _complete(confirm, CONFIRMATORY_TRIALS):
+    if not confirmatory_finished(confirm):
         return (
             "The confirmatory trials (3 and 4 of the default and of the plain ensemble) "
             "have not finished yet: nothing is read from them."
@@ -129,8 +139,20 @@ def confirmatory_reading(main, confirm) -> str:
 
 
 def _complete(results, trials) -> bool:
+    if results is None:
+        return False
     pairs = _two_ensembles(results, trials).groupby("trial")["form"].nunique()
     return all(pairs.get(t, 0) == 2 for t in trials)
+
+
+def confirmatory_finished(confirm) -> bool:
+    """True once both ensembles have finished trials 3 and 4 (``confirm`` may be None)."""
+    return _complete(confirm, CONFIRMATORY_TRIALS)
+
+
+def training_length_finished(long) -> bool:
+    """True once both ensembles have finished trials 0 and 1 at 30 epochs (``long``: or None)."""
+    return _complete(long, LONG_TRIALS)
 
 
 def with_confidence_gap(results):
@@ -190,7 +212,7 @@ def training_length_table(main, long, metrics=LONG_METRICS):
 def training_length_reading(main, long) -> str:
     """The registered questions in sentences: still under-confident? does DPE's NLL gap keep
     its sign? Says so while the runs have not finished."""
-    if long is None or not _complete(long, LONG_TRIALS):
+    if not training_length_finished(long):
         return (
             "The training-length check (trials 0 and 1 at 30 epochs) has not finished yet: "
             "nothing is read from it."

@@ -152,7 +152,7 @@ def cell_table(results, metric: str = "ensemble_accuracy"):
     order = [
         (read, a) for read in (f"at {last} labels", "whole curve") for a in ("entropy", "random")
     ]
-    frame = frame[[column for column in order if column in frame.columns]]
+    frame = frame[[column for column in order if column in frame.columns]].fillna("not run yet")
     return frame.rename_axis(index="ensemble")
 
 
