@@ -294,3 +294,26 @@ def test_chapter_8_the_rule_made_power_sampling_the_default(loop):
 def test_chapter_8_calibration_is_the_price(loop):
     for arm in ("power sampling", "top-k"):
         assert intervals.mean_interval(_loop_pairs(loop, arm, "random", "final_ece")).low > 0
+
+
+@pytest.fixture(scope="module")
+def retrained():
+    from dpe_tutorial.studies import mnist_diagnostics, mnist_report
+
+    results = mnist_report.load(ROOT / "results" / "mnist-study")
+    path = ROOT / "results" / "mnist-study-diagnostics" / "retrain.csv"
+    return mnist_diagnostics.retrain_table(path, results)
+
+
+def test_chapter_5b_the_same_sets_trained_faster_or_longer_are_more_accurate(retrained):
+    from80 = retrained.loc[80:]
+    baselines = from80[["the study's own run", "study recipe, retrained"]].max(axis=1)
+    for recipe in ("lr 3e-3", "1000 steps"):
+        assert (from80[recipe] > baselines).all(), recipe
+    gain = from80[["lr 3e-3", "1000 steps"]].max(axis=1) - from80["study recipe, retrained"]
+    assert 0.08 < gain.max() < 0.095  # "by up to 9 points"
+
+
+def test_chapter_5b_gal_et_al_s_schedule_is_weakest_at_small_sizes(retrained):
+    small = retrained.loc[:240]
+    assert (small.idxmin(axis=1) == "gal: 50 epochs, constant").all()
