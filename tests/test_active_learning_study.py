@@ -388,6 +388,18 @@ def test_round_one_shows_whether_the_machine_moved_a_pair(tmp_path):
     )
     alone = table.assign(spread=float("nan"))
     assert "nothing to check" in study.describe_first_round(alone)
+    # the plain ensemble's two methods are checked the same way, among themselves
+    write_method(tmp_path, configs["plain ensemble, random"], [[0.30, 0.31], [0.31, 0.3]])
+    plain = study.first_round_agreement(study.load_results(tmp_path), ensemble="plain ensemble")
+    assert list(plain.columns) == [
+        "plain ensemble, predictive entropy",
+        "plain ensemble, random",
+        "spread",
+    ]
+    assert list(plain["spread"].round(6).fillna(-1)) == [0.0, 0.01, -1]
+    assert study.describe_first_round(plain, "plain ensemble").startswith(
+        "At round 1 the plain ensemble methods agree exactly in trial 0 but differ by up to 0.010"
+    )
 
 
 def test_judge_reads_a_comparison_in_the_metric_s_direction(tmp_path):

@@ -321,10 +321,11 @@ def report(results, metrics=("ensemble_accuracy", "nll", "ece")) -> str:
     return "\n".join([*lines, "", check, "", wall_time(results)])
 
 
-def first_round_agreement(results, metric: str = "ensemble_accuracy"):
+def first_round_agreement(results, metric: str = "ensemble_accuracy", ensemble: str = "DPE"):
     """The first round of the methods that train the same ensemble there, trial by trial.
 
-    At round 1 the DPE methods differ only in how they will acquire, so with
+    At round 1 the methods of one ``ensemble`` (``DPE`` or ``plain ensemble``)
+    differ only in how they will acquire, so with
     the trial's labels and seeds they train the same ensemble: their results
     agree exactly when they ran on the same machine and software, and a
     difference measures how much the machine alone moves a result (a pair
@@ -332,7 +333,7 @@ def first_round_agreement(results, metric: str = "ensemble_accuracy"):
     such method's ``metric`` and their ``spread`` (largest minus smallest;
     NaN with fewer than two).
     """
-    same_ensemble = [name for name, fields in METHODS.items() if "beta" not in fields]
+    same_ensemble = [name for name in METHODS if name.startswith(f"{ensemble}, ")]
     first = results[
         (results["n_labeled"] == results["n_labeled"].min()) & results["method"].isin(same_ensemble)
     ]
@@ -343,16 +344,16 @@ def first_round_agreement(results, metric: str = "ensemble_accuracy"):
     return table.rename_axis(columns=None)
 
 
-def describe_first_round(table) -> str:
-    """One sentence on a :func:`first_round_agreement` table."""
+def describe_first_round(table, ensemble: str = "DPE") -> str:
+    """One sentence on a :func:`first_round_agreement` table of ``ensemble``'s methods."""
     judged = table["spread"].dropna()
     if judged.empty:
-        return "No trial has two DPE methods at round 1 yet: nothing to check."
+        return f"No trial has two {ensemble} methods at round 1 yet: nothing to check."
     exact = [str(t) for t, spread in judged.items() if spread == 0]
     apart = judged[judged > 0]
     if apart.empty:
         return (
-            f"At round 1 the DPE methods agree exactly in every trial checked "
+            f"At round 1 the {ensemble} methods agree exactly in every trial checked "
             f"({', '.join(exact)}): no pair is split by the machine."
         )
     trials = ", ".join(str(t) for t in apart.index)
@@ -362,7 +363,7 @@ def describe_first_round(table) -> str:
         else ""
     )
     return (
-        f"At round 1 the DPE methods{agree} differ by up to {apart.max():.3f} in "
+        f"At round 1 the {ensemble} methods{agree} differ by up to {apart.max():.3f} in "
         f"trial{'s' if len(apart) > 1 else ''} {trials}: that much comes from the machine "
         "alone (runs of a trial that ran on different machines or software compute in a "
         "different order), and it is part of every difference of those pairs."
