@@ -3,6 +3,7 @@
     python scripts/mnist_study.py --out results/mnist-study            # all arms, 5 seeds
     python scripts/mnist_study.py --out results/mnist-study --trials 0
     python scripts/mnist_study.py --out results/mnist-study --report   # the tables (Markdown)
+    python scripts/mnist_study.py --out results/mnist-reproduction --reproduction
 
 Seed 0 of every arm runs first, then seed 1, ...; a killed run resumes where
 it stopped (inside a round, from its last saved epoch). The data is MNIST
@@ -28,6 +29,11 @@ def main() -> int:
         "--trials", type=int, nargs="+", default=list(range(study.TRIALS)), help="seed indices"
     )
     parser.add_argument("--arms", nargs="+", help=f"any of: {'; '.join(study.ARMS)}")
+    parser.add_argument(
+        "--reproduction",
+        action="store_true",
+        help="the reproduction follow-up's arms (MC dropout, 10 labels a round, lr 3e-3)",
+    )
     parser.add_argument("--verbose", action="store_true", help="progress bars")
     parser.add_argument("--report", action="store_true", help="print the tables and stop")
     args = parser.parse_args()
@@ -36,7 +42,12 @@ def main() -> int:
             print(study.report(study.load_results(args.out)))
             return 0
         study.run_study(
-            args.out, args.data, trials=args.trials, arms=args.arms, quiet=not args.verbose
+            args.out,
+            args.data,
+            trials=args.trials,
+            arms=args.arms,
+            quiet=not args.verbose,
+            reproduction=args.reproduction,
         )
     except ValueError as error:
         print(f"mnist_study: error: {error}", file=sys.stderr)

@@ -257,8 +257,8 @@ def reading(results) -> str:
     shared = sorted(set(bald.index) & set(seeds.loc[RANDOM].index)) if RANDOM in methods else []
     final = bald is not None and len(bald) == study.TRIALS and len(shared) == study.TRIALS
     so_far = "" if final else f" so far (the verdict needs all {study.TRIALS} seeds)"
-    first, met_1 = _criterion_1(bald, so_far)
-    second, met_2 = _criterion_2(seeds, shared, so_far)
+    first, met_1 = labels_criterion(bald, so_far)
+    second, met_2 = random_criterion(seeds, shared, so_far)
     lines = [first, "", second, ""]
     if not final:
         lines.append(
@@ -293,7 +293,8 @@ def reading(results) -> str:
     return "\n".join(lines)
 
 
-def _criterion_1(bald, so_far: str) -> tuple[str, bool]:
+def labels_criterion(bald, so_far: str) -> tuple[str, bool]:
+    """Criterion (1) on the per-seed rows of MC dropout with BALD: the sentence, and if met."""
     head = f"(1) MC dropout with BALD reaches 90 % test accuracy within {LABELS_LIMIT} labels"
     if bald is None or bald.empty:
         return f"{head}: **not yet determinable**, no finished seed.", False
@@ -320,7 +321,8 @@ def _criterion_1(bald, so_far: str) -> tuple[str, bool]:
     return text, met
 
 
-def _criterion_2(seeds, shared, so_far: str) -> tuple[str, bool]:
+def random_criterion(seeds, shared, so_far: str) -> tuple[str, bool]:
+    """Criterion (2) on the per-seed table and the seeds both arms finished: sentence, if met."""
     head = "(2) random acquisition needs more labels than BALD (both paired intervals above 0)"
     if len(shared) < 2:
         return (

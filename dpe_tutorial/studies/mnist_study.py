@@ -97,25 +97,47 @@ COMPARISONS = (
 )
 
 
+# The reproduction follow-up (results/mnist-reproduction/README.md, registered before its runs):
+# MC dropout alone, so the budget affords Gal et al.'s 10 labels a round, trained with the
+# rate its own validation NLL prefers (results/mnist-recipe/README.md); arms keep their names
+REPRODUCTION_STEP = 10
+REPRODUCTION = {
+    "learning_rate": 3e-3,
+    "schedule": list(range(INITIAL, BUDGET + 1, REPRODUCTION_STEP)),
+}
+# the two arms the reproduction criteria read (predictive entropy left out for the budget)
+REPRODUCTION_ARMS = ("MC dropout, BALD", "MC dropout, random")
+
+
 def planned_trials(arm: str) -> int:
     """The seeds an arm runs: five for MC dropout, three for an ensemble (deviation 1)."""
     return TRIALS if arm.startswith("MC dropout") else ENSEMBLE_TRIALS
 
 
-def configs(data_path: str) -> dict[str, ExperimentConfig]:
-    """The config of every arm."""
+def configs(data_path: str, reproduction: bool = False) -> dict[str, ExperimentConfig]:
+    """The config of every arm (of the reproduction follow-up's, with ``reproduction``)."""
+    if reproduction:
+        return {
+            arm: ExperimentConfig.from_dict(
+                {**BASE, "data_path": data_path, **ARMS[arm], **REPRODUCTION}
+            )
+            for arm in REPRODUCTION_ARMS
+        }
     return {
         arm: ExperimentConfig.from_dict({**BASE, "data_path": data_path, **fields})
         for arm, fields in ARMS.items()
     }
 
 
-def run_study(out_root, data_path: str, trials=range(TRIALS), arms=None, quiet=True) -> None:
+def run_study(
+    out_root, data_path: str, trials=range(TRIALS), arms=None, quiet=True, reproduction=False
+) -> None:
     """Seed 0 of every arm, then seed 1, ...; finished trials are skipped, others resume.
 
     An arm runs only the seeds it plans (:func:`planned_trials`), whatever ``trials`` asks.
+    ``reproduction`` runs the follow-up's arms (:data:`REPRODUCTION_ARMS`) instead.
     """
-    chosen = configs(data_path)
+    chosen = configs(data_path, reproduction)
     unknown = [arm for arm in arms or [] if arm not in chosen]
     if unknown:
         raise ValueError(f"unknown arm {unknown[0]!r}; the arms are {', '.join(chosen)}")
@@ -245,9 +267,10 @@ def paired_table(results, columns=("aulc", "labels_to_90", "final_ensemble_accur
     return pd.DataFrame(rows)
 
 
-def class_balance(results, pool_labels):
+def class_balance(results, pool_labels, step: int = STEP):
     """Per arm: the share of each digit among the acquired labels (the first 20 left out), and
-    the mean number of different digits in an acquired batch, over the finished seeds.
+    the mean number of different digits in an acquired batch of ``step``, over the finished
+    seeds.
 
     ``pool_labels`` are the labels of the pool (MNIST's 60,000 training digits).
     """
@@ -266,7 +289,7 @@ def class_balance(results, pool_labels):
             labelled = load_round(run, int(trial), int(finished))["labelled"]
             acquired = pool_labels[labelled[INITIAL:]]
             shares.append(np.bincount(acquired, minlength=10) / len(acquired))
-            distinct.extend(len(set(acquired[i : i + STEP])) for i in range(0, len(acquired), STEP))
+            distinct.extend(len(set(acquired[i : i + step])) for i in range(0, len(acquired), step))
         if shares:
             rows[method] = {
                 **{str(d): share for d, share in enumerate(np.mean(shares, axis=0))},
