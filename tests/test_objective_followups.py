@@ -124,8 +124,9 @@ def test_a_study_reaching_past_its_planned_trials_gets_a_folder_that_holds_them(
     )
     arms = [objective_study.Arm(None, 0.0)]
     objective_study.run_study(tmp_path, "d.zip", chosen=arms, trials=[3, 4])
+    objective_study.run_study(tmp_path, "d.zip", chosen=arms, trials=[4])  # resumes alone
     objective_study.run_study(tmp_path, "d.zip", chosen=arms, trials=[0, 1])
-    assert [c.trials for c in seen] == [5, 5, objective_study.PLANNED_TRIALS, 3]
+    assert [c.trials for c in seen] == [5, 5, 5, objective_study.PLANNED_TRIALS, 3]
 
 
 def test_a_follow_up_with_no_finished_run_loads_as_none(tmp_path):

@@ -86,7 +86,7 @@ def test_an_incomplete_2x2_is_named_and_not_read(full):
     assert not two_by_two.complete(partial)
     assert two_by_two.missing_cells(partial) == ["plain ensemble, random"]
     assert "plain ensemble, random has no finished trial" in two_by_two.reading(partial)
-    with pytest.raises(ValueError, match="lacks plain ensemble, random"):
+    with pytest.raises(ValueError, match="lacks a finished trial of plain ensemble, random"):
         two_by_two.contrast_table(partial)
     # the cells that ran are still shown, the missing one left empty
     cells = two_by_two.cell_table(partial)
@@ -106,3 +106,27 @@ def test_the_cell_table_has_a_level_and_interval_per_cell(full):
     assert list(cells.index) == ["DPE", "plain"]
     assert cells.loc["plain", ("at 2000 labels", "random")].startswith("0.4")
     assert "[" in cells.loc["DPE", ("whole curve", "entropy")]
+
+
+def test_a_trial_still_running_in_one_cell_is_left_out_of_every_contrast(full):
+    # trial 2 of the plain ensemble with random picks has only its first two rounds
+    running = full[
+        ~(
+            (full["method"] == "plain ensemble, random")
+            & (full["trial"] == 2)
+            & (full["n_labeled"] == 2000)
+        )
+    ]
+    assert set(two_by_two.finished(running)["trial"]) == {0, 1}
+    for name in [*two_by_two.CONTRASTS, two_by_two.INTERACTION]:
+        for curve in (False, True):
+            values = two_by_two.contrast_values(running, name, "ensemble_accuracy", curve)
+            assert list(values.index) == [0, 1], (name, curve)
+    # the cell's own level is read over the trials it finished
+    cells = two_by_two.cell_table(running)
+    plain_random = full[(full["method"] == "plain ensemble, random") & (full["n_labeled"] == 2000)]
+    expected = plain_random[plain_random["trial"] < 2]["ensemble_accuracy"].mean()
+    assert cells.loc["plain", ("at 2000 labels", "random")].startswith(f"{expected:.3f}")
+    # no trial finished in every cell: nothing is read
+    first = running[running["trial"] == 2]
+    assert not two_by_two.complete(first)

@@ -25,6 +25,8 @@ RUNS = {
 }
 RECIPE_NAMES = {"study": "study recipe, retrained"}
 THRESHOLD = 0.90
+# the sizes the extension retrains: every second round of the study, 40 to 400 labels
+RETRAIN_SIZES = tuple(range(40, 401, 40))
 GAL_LABELS_TO_90 = {"MC dropout, BALD": 145, "MC dropout, random": 255}
 
 
@@ -70,7 +72,8 @@ def sets_comparison(path, recipe: str = "lr 3e-3"):
     Columns per arm: the mean accuracy over the shared sizes (area under the
     retrained curve divided by its width) and the labels to reach 90 % on
     the retrain grid (NaN if never); then BALD minus random of each. Only
-    seeds with both arms retrained at the same sizes are kept.
+    seeds with both arms retrained at every size of :data:`RETRAIN_SIZES`
+    are kept.
     """
     import pandas as pd
 
@@ -85,9 +88,9 @@ def sets_comparison(path, recipe: str = "lr 3e-3"):
         if len(curves) < 2:
             continue
         bald, random = curves["MC dropout, BALD"], curves["MC dropout, random"]
-        shared = sorted(set(bald.index) & set(random.index))
-        if len(shared) < 2:
-            continue
+        shared = list(RETRAIN_SIZES)
+        if not (set(shared) <= set(bald.index) and set(shared) <= set(random.index)):
+            continue  # a seed part-way through its retrains would read a shorter curve
         row = {"seed": int(trial), "sizes": f"{shared[0]}-{shared[-1]}"}
         for name, curve in (("BALD", bald), ("random", random)):
             row[f"{name} mean accuracy"] = intervals.aulc(shared, curve.loc[shared])

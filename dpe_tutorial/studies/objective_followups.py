@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import intervals
+from .objective_comparisons import METRICS as STUDY_METRICS
 from .objective_comparisons import SHORT_NAMES, arm_against_plain
 
 DEFAULT_ARM = ("paper", "elbo*0.1")  # the arm the study's rule chose: the package default
@@ -81,8 +82,12 @@ def _row(label: str, metric: str, differences) -> dict:
     }
 
 
-def confirmatory_table(main, confirm, metrics=CONFIRMATORY_METRICS):
+def confirmatory_table(main, confirm, metrics=CONFIRMATORY_METRICS, every_metric=None):
     """DPE minus plain, the confirmatory pairs alone and then all five, a row per metric.
+
+    ``metrics`` are read on trials 3 and 4 (the registered primary NLL and
+    the secondary accuracy, ECE and Brier score); ``every_metric`` (default:
+    every metric of the study both tables have) on all five pairs.
 
     ``shows`` is what the interval says for DPE (``better``, ``worse``,
     ``holds zero``). ValueError when ``confirm`` lacks a pair of
@@ -100,13 +105,15 @@ def confirmatory_table(main, confirm, metrics=CONFIRMATORY_METRICS):
             "both ensembles must finish them before any is read"
         )
     every = pd.concat([_two_ensembles(main), confirmatory], ignore_index=True)
+    if every_metric is None:
+        every_metric = [m for m in STUDY_METRICS if m in main.columns and m in confirm.columns]
     rows = []
-    for label, table in (
-        (f"{' and '.join(map(str, CONFIRMATORY_TRIALS))} (confirmatory)", confirmatory),
-        ("0 to 4 (0 and 1 chose the arm)", every),
+    for label, table, read in (
+        (f"{' and '.join(map(str, CONFIRMATORY_TRIALS))} (confirmatory)", confirmatory, metrics),
+        ("0 to 4 (0 and 1 chose the arm)", every, every_metric),
     ):
-        against = arm_against_plain(table, form, beta, metrics, width=WIDTH)
-        for metric in metrics:
+        against = arm_against_plain(table, form, beta, read, width=WIDTH)
+        for metric in read:
             rows.append(_row(label, metric, against.loc[metric, "differences"]))
     return pd.DataFrame(rows).set_index(["trials", "metric"])
 

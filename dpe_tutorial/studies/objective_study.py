@@ -39,6 +39,8 @@ from .objective_comparisons import (  # noqa: F401  (the study's reading, re-exp
 # the ladder of beta values every form is tried at: E / N, tempered, the seed's fixed 1e-5
 BETAS = ("elbo", "elbo*0.1", "elbo*0.01", 1e-5)
 PLANNED_TRIALS = 3  # trials a folder may hold; most arms run the first two
+# a folder of the confirmatory trials (3 and 4) holds five, so either resumes alone
+CONFIRMATORY_CAPACITY = 5
 
 # CPU scale, sized on a 2-core machine (results/objective-study/README.md)
 BASE = {
@@ -113,13 +115,15 @@ def run_study(
 ) -> list[Path]:
     """Run trial 0 of every arm, then trial 1 of every arm, ...; finished trials are skipped.
 
-    A folder holds :data:`PLANNED_TRIALS` trials unless ``trials`` reaches past
-    them (the confirmatory trials 3 and 4 go to a folder of their own: a
-    finished folder's config is not changed).
+    A folder holds :data:`PLANNED_TRIALS` trials, or
+    :data:`CONFIRMATORY_CAPACITY` when ``trials`` reaches past them (the
+    confirmatory trials 3 and 4 go to a folder of their own: a finished
+    folder's config is not changed).
     """
     from ..running.experiment import run_experiment  # reading and plotting a study needs no backend
 
-    overrides.setdefault("trials", max(PLANNED_TRIALS, max(trials, default=0) + 1))
+    beyond = max(trials, default=0) >= PLANNED_TRIALS
+    overrides.setdefault("trials", CONFIRMATORY_CAPACITY if beyond else PLANNED_TRIALS)
     out_root = Path(out_root)
     chosen = chosen or arms()
     folders = []

@@ -41,15 +41,31 @@ INTERACTION = "(c) interaction: DPE's lead under entropy minus its lead under ra
 METRICS = ("ensemble_accuracy", "nll", "ece")
 
 
+def finished(results):
+    """The rows of the four cells in the trials where every cell reached the last round.
+
+    A trial still running in one cell is left out of all four, so every
+    contrast compares the same labelled-set sizes and the same curves.
+    """
+    cells = results[results["method"].isin(CELLS.values())]
+    if cells.empty:
+        return cells
+    last = int(results["n_labeled"].max())
+    reached = cells[cells["n_labeled"] == last].groupby("trial")["method"].nunique()
+    trials = reached[reached == len(CELLS)].index
+    return cells[cells["trial"].isin(trials)]
+
+
 def complete(results) -> bool:
-    """True when every cell of the 2x2 has at least one trial."""
-    return set(CELLS.values()) <= set(results["method"])
+    """True when at least one trial has every cell of the 2x2 finished."""
+    return not finished(results).empty
 
 
 def missing_cells(results) -> list[str]:
-    """The methods of the 2x2 with no result yet, in :data:`CELLS` order."""
-    present = set(results["method"])
-    return [name for name in CELLS.values() if name not in present]
+    """The methods of the 2x2 without a finished trial yet, in :data:`CELLS` order."""
+    last = int(results["n_labeled"].max()) if len(results) else 0
+    done = set(results.loc[results["n_labeled"] == last, "method"])
+    return [name for name in CELLS.values() if name not in done]
 
 
 def _last_round_per_trial(results, method, baseline, metric):
@@ -58,7 +74,7 @@ def _last_round_per_trial(results, method, baseline, metric):
     trials = [c for c in paired.columns if str(c).startswith("trial ")]
     last = paired.loc[paired.index.max(), trials]
     last.index = [int(str(c).split()[1]) for c in trials]
-    return last.astype(float)
+    return last.astype(float).dropna()
 
 
 def contrast_values(results, name: str, metric: str, curve: bool):
@@ -66,8 +82,9 @@ def contrast_values(results, name: str, metric: str, curve: bool):
 
     ``curve`` reads the whole learning curve (the mean of the metric over
     the labels, :func:`dpe_tutorial.studies.intervals.aulc`) instead of the
-    last round.
+    last round. Only the trials every cell finished (:func:`finished`) count.
     """
+    results = finished(results)
 
     def difference(method, baseline):
         if curve:
@@ -100,7 +117,7 @@ def contrast_table(results, metrics=METRICS):
     from .objective_comparisons import SHORT_NAMES
 
     if not complete(results):
-        raise ValueError(f"the 2x2 lacks {', '.join(missing_cells(results))}")
+        raise ValueError(f"the 2x2 lacks a finished trial of {', '.join(missing_cells(results))}")
     rows = []
     for name in [*CONTRASTS, INTERACTION]:
         for metric in metrics:
@@ -125,7 +142,8 @@ def cell_table(results, metric: str = "ensemble_accuracy"):
     """The four cells side by side: ``metric`` at the last round and over the curve.
 
     Rows DPE and plain, columns entropy and random; each cell the mean over
-    trials with its 95 % t interval (of the level, not a difference).
+    the trials it finished, with its 95 % t interval (of the level, not a
+    difference).
     """
     import pandas as pd
 
@@ -133,6 +151,9 @@ def cell_table(results, metric: str = "ensemble_accuracy"):
     table = {}
     for (ensemble, acquisition), method in CELLS.items():
         rows = results[results["method"] == method]
+        # a trial still running is left out: its curve would be shorter
+        ended = rows.loc[rows["n_labeled"] == last, "trial"]
+        rows = rows[rows["trial"].isin(ended)]
         if rows.empty:
             continue
         at_last = rows.loc[rows["n_labeled"] == last, metric].to_numpy()
