@@ -166,3 +166,28 @@ def test_the_recipe_tables_read_the_csv_with_and_without_the_old_defaults(tmp_pa
     assert report.diagnosis_table(path) is None
     assert "old defaults" not in report.recipe_reading(path)
     assert "300 optimizer steps" in report.recipe_text()
+
+
+def test_the_models_are_read_against_each_other_by_their_intervals():
+    from dpe_tutorial.studies import mnist_report as report
+
+    assert report.pairs_reading(made_up_results()).startswith("None of these comparisons")
+    # DPE (as "BALD" in the made-up curves) reaches each accuracy 80 labels before MC dropout
+    ahead = made_up_results(gap=80.0).replace(
+        {"method": {"MC dropout, BALD": "DPE, random", "MC dropout, random": "MC dropout, random"}}
+    )
+    text = report.pairs_reading(ahead)
+    assert (
+        text.count("\n") == 0 and "**DPE, random** minus **MC dropout, random** (5 pairs)" in text
+    )
+    assert "AULC +0.0" in text and "], better;" in text  # a higher AULC in every seed
+    same = made_up_results(gap=0.0, noise=0.0).replace(
+        {"method": {"MC dropout, BALD": "DPE, random"}}
+    )
+    assert report.pairs_reading(same).count("holds zero") == 2
+    assert ("DPE, random", "MC dropout, random") in report.MODEL_COMPARISONS
+    assert ("MC dropout, BALD", "MC dropout, random") not in report.MODEL_COMPARISONS
+    assert ("MC dropout, BALD", "MC dropout, random") in report.ACQUISITION_COMPARISONS
+    assert len(report.ACQUISITION_COMPARISONS) + len(report.MODEL_COMPARISONS) == 12
+    by_acquisition = report.pairs_reading(made_up_results(), report.ACQUISITION_COMPARISONS)
+    assert "**MC dropout, BALD** minus **MC dropout, random** (5 pairs)" in by_acquisition

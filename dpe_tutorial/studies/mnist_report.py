@@ -163,6 +163,45 @@ def pairs_note(results) -> str:
     return text
 
 
+# the comparisons of one acquisition across models, and of power sampling against top-k
+MODEL_COMPARISONS = tuple(
+    (method, baseline)
+    for method, baseline in study.COMPARISONS
+    if method.rsplit(", ", 1)[-1] == baseline.rsplit(", ", 1)[-1] or method.endswith("power")
+)
+# each model's uncertainty scores against its own random acquisition
+ACQUISITION_COMPARISONS = tuple(pair for pair in study.COMPARISONS if pair not in MODEL_COMPARISONS)
+
+
+def pairs_reading(results, comparisons=MODEL_COMPARISONS) -> str:
+    """Each of ``comparisons`` (method, baseline) read from its paired intervals (Markdown
+    bullets): the whole curve (AULC) and the last round's NLL, each with the word its interval
+    allows and no more."""
+    seeds = study.per_seed(results).set_index(["method", "trial"])
+    methods = set(seeds.index.get_level_values(0))
+    lines = []
+    for method, baseline in comparisons:
+        if method not in methods or baseline not in methods:
+            continue
+        shared = sorted(set(seeds.loc[method].index) & set(seeds.loc[baseline].index))
+        if not shared:
+            continue
+        difference = {
+            column: [
+                seeds.loc[(method, t), column] - seeds.loc[(baseline, t), column] for t in shared
+            ]
+            for column in ("aulc", "final_nll")
+        }
+        lines.append(
+            f"- **{method}** minus **{baseline}** ({_plural(len(shared), 'pair')}): AULC "
+            f"{intervals.brief(difference['aulc'])}; last round's NLL "
+            f"{intervals.brief(difference['final_nll'], lower_is_better=True)}."
+        )
+    if not lines:
+        return "None of these comparisons has a finished pair of seeds yet."
+    return "\n".join(lines)
+
+
 def _all_planned_pairs(pairs: list[int]) -> bool:
     """Whether every comparison has all the pairs deviation 1 plans for it."""
     planned = [

@@ -93,6 +93,7 @@ COMPARISONS = (
     ("DPE, BALD", "MC dropout, BALD"),
     ("plain ensemble, BALD", "MC dropout, BALD"),
     ("DPE, random", "plain ensemble, random"),
+    ("DPE, random", "MC dropout, random"),
     ("DPE, BALD, power", "DPE, BALD"),
 )
 
