@@ -133,7 +133,7 @@ def test_the_reading_says_reproduced_only_with_every_seed_and_both_criteria():
 
 
 def test_the_recipe_tables_read_the_csv_with_and_without_the_old_defaults(tmp_path):
-    from dpe_tutorial.studies import mnist_report as report
+    from dpe_tutorial.studies import mnist_recipe_report as report
 
     rows = []
     for model in ("dpe-paper-elbo*0.1", "ensemble", "mc-dropout", "smoke-preset"):
