@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .precision import VECTOR_FLAGS, cpu_units
+
 
 def _cpu_name() -> str:
     try:
@@ -70,6 +72,8 @@ def machine() -> dict:
     """The machine, without starting a Keras backend."""
     return {
         "cpu": _cpu_name(),
+        # the model name alone does not tell two such CPUs apart
+        "cpu_units": cpu_units(VECTOR_FLAGS),
         "cores": os.cpu_count(),
         "gpu": _gpu_name(),
         "platform": platform.platform(),
@@ -109,8 +113,9 @@ def environment(distribution: str = "none") -> dict:
 
 
 def session_environment() -> dict:
-    """What a session of a run records about where it ran: commit, lock, machine, backend,
-    the oneDNN state and the dtype policy (machines and oneDNN move results in the last digits)."""
+    """What a session of a run records about where it ran: commit, lock, machine (and its CPU's
+    vector units), backend, the oneDNN state and the dtype policy (machines and oneDNN move
+    results in the last digits)."""
     import keras
 
     info = machine()
@@ -119,6 +124,7 @@ def session_environment() -> dict:
         "git_commit": git_commit(),
         "lock_sha256": lock_sha256(),
         "machine": f"{info['gpu'] or info['cpu']}, {info['cores']} cores",
+        "cpu_units": info["cpu_units"],
         "backend": backend,
         "onednn": onednn_state(backend),
     }
