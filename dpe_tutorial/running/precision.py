@@ -13,28 +13,11 @@ from __future__ import annotations
 
 from functools import cache
 
+from .provenance import cpu_units
+
 AUTO = "auto"
 # /proc/cpuinfo flags of the units that compute in bfloat16
 BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
-# the vector units that set a CPU's speed here: two CPUs of one model name can differ in them
-# (an AMD EPYC with AVX-512 BF16 trains bfloat16 7.6 x faster than one without AVX-512)
-VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", *BFLOAT16_FLAGS)
-
-
-def cpu_units(names, cpuinfo: str | None = None) -> list[str]:
-    """Which of ``names`` this CPU's flags list, in the order of ``names`` (empty where none,
-    or not Linux)."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as file:
-                cpuinfo = file.read()
-        except OSError:
-            return []
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-    return [flag for flag in names if flag in flags]
 
 
 def cpu_bfloat16_units(cpuinfo: str | None = None) -> list[str]:
