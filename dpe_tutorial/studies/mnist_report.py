@@ -18,6 +18,7 @@ from ..figures import palette
 from ..running.results_folder import RESULTS
 from . import intervals
 from . import mnist_study as study
+from .mnist_study import ACQUISITION_COMPARISONS, MODEL_COMPARISONS  # noqa: F401  (the chapter reads both)
 
 # Gal, Islam and Ghahramani (2017), Table 1: MC dropout, labels acquired to reach 10 % / 5 %
 # test error on MNIST (their "max entropy" is this package's predictive entropy)
@@ -162,16 +163,6 @@ def pairs_note(results) -> str:
     return text
 
 
-# the comparisons of one acquisition across models, and of power sampling against top-k
-MODEL_COMPARISONS = tuple(
-    (method, baseline)
-    for method, baseline in study.COMPARISONS
-    if method.rsplit(", ", 1)[-1] == baseline.rsplit(", ", 1)[-1] or method.endswith("power")
-)
-# each model's uncertainty scores against its own random acquisition
-ACQUISITION_COMPARISONS = tuple(pair for pair in study.COMPARISONS if pair not in MODEL_COMPARISONS)
-
-
 def pairs_reading(results, comparisons=MODEL_COMPARISONS) -> str:
     """Each of ``comparisons`` (method, baseline) read from its paired intervals (Markdown
     bullets): the whole curve (AULC) and the last round's NLL, each with the word its interval
@@ -182,19 +173,14 @@ def pairs_reading(results, comparisons=MODEL_COMPARISONS) -> str:
     for method, baseline in comparisons:
         if method not in methods or baseline not in methods:
             continue
-        shared = sorted(set(seeds.loc[method].index) & set(seeds.loc[baseline].index))
-        if not shared:
+        aulc = study.paired_differences(seeds, method, baseline, "aulc")
+        if not aulc:
             continue
-        difference = {
-            column: [
-                seeds.loc[(method, t), column] - seeds.loc[(baseline, t), column] for t in shared
-            ]
-            for column in ("aulc", "final_nll")
-        }
+        nll = study.paired_differences(seeds, method, baseline, "final_nll")
         lines.append(
-            f"- **{method}** minus **{baseline}** ({_plural(len(shared), 'pair')}): AULC "
-            f"{intervals.brief(difference['aulc'])}; last round's NLL "
-            f"{intervals.brief(difference['final_nll'], lower_is_better=True)}."
+            f"- **{method}** minus **{baseline}** ({_plural(len(aulc), 'pair')}): AULC "
+            f"{intervals.brief(aulc)}; last round's NLL "
+            f"{intervals.brief(nll, lower_is_better=True)}."
         )
     if not lines:
         return "None of these comparisons has a finished pair of seeds yet."

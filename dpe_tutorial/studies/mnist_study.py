@@ -85,10 +85,13 @@ ARMS: dict[str, dict] = {
     },
     "DPE, predictive entropy": {**MODELS["DPE"], "acquisition": "predictive_entropy"},
 }
-# (method, baseline) pairs the report compares, seed by seed
-COMPARISONS = (
+# (method, baseline) pairs the report compares, seed by seed: each model's scores against its
+# own random acquisition, then the models under one acquisition and power sampling against top-k
+ACQUISITION_COMPARISONS = (
     *((f"{model}, BALD", f"{model}, random") for model in MODELS),
     *((f"{model}, predictive entropy", f"{model}, random") for model in MODELS),
+)
+MODEL_COMPARISONS = (
     ("DPE, BALD", "plain ensemble, BALD"),
     ("DPE, BALD", "MC dropout, BALD"),
     ("plain ensemble, BALD", "MC dropout, BALD"),
@@ -96,6 +99,7 @@ COMPARISONS = (
     ("DPE, random", "MC dropout, random"),
     ("DPE, BALD, power", "DPE, BALD"),
 )
+COMPARISONS = ACQUISITION_COMPARISONS + MODEL_COMPARISONS
 
 
 # The reproduction follow-up (results/mnist-reproduction/README.md, registered before its runs):
@@ -244,28 +248,32 @@ def _unsigned(interval: intervals.Interval, digits: int) -> str:
     return "not reached" if interval.n == 0 else interval.plain_text(digits)
 
 
+def paired_differences(seeds, method: str, baseline: str, column: str) -> list[float]:
+    """``method`` minus ``baseline`` in ``column``, one per seed both finished (``seeds``:
+    :func:`per_seed` indexed by method and trial)."""
+    shared = sorted(set(seeds.loc[method].index) & set(seeds.loc[baseline].index))
+    return [seeds.loc[(method, t), column] - seeds.loc[(baseline, t), column] for t in shared]
+
+
 def paired_table(results, columns=("aulc", "labels_to_90", "final_ensemble_accuracy", "final_nll")):
     """Each comparison of :data:`COMPARISONS`: the paired difference over seeds and its interval."""
     import pandas as pd
 
     seeds = per_seed(results).set_index(["method", "trial"])
+    methods = set(seeds.index.get_level_values(0))
     rows = []
     for method, baseline in COMPARISONS:
-        if method not in seeds.index.get_level_values(0):
+        if method not in methods or baseline not in methods:
             continue
-        if baseline not in seeds.index.get_level_values(0):
-            continue
-        shared = sorted(set(seeds.loc[method].index) & set(seeds.loc[baseline].index))
-        row = {"comparison": f"{method} - {baseline}", "pairs": len(shared)}
+        row = {"comparison": f"{method} - {baseline}"}
         for column in columns:
-            interval = intervals.paired_interval(
-                seeds.loc[[(method, t) for t in shared], column].to_numpy(),
-                seeds.loc[[(baseline, t) for t in shared], column].to_numpy(),
-            )
+            differences = paired_differences(seeds, method, baseline, column)
+            row["pairs"] = len(differences)
+            interval = intervals.mean_interval(differences)
             digits = 0 if column.startswith("labels") else 3
             row[column] = interval.text(digits) if interval.n else "n/a"
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["comparison", "pairs", *columns])
 
 
 def class_balance(results, pool_labels, step: int = STEP):
