@@ -13,11 +13,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from .provenance import cpu_units
+from .provenance import BFLOAT16_FLAGS, cpu_units
 
 AUTO = "auto"
-# /proc/cpuinfo flags of the units that compute in bfloat16
-BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def cpu_bfloat16_units(cpuinfo: str | None = None) -> list[str]:
