@@ -317,3 +317,15 @@ def test_chapter_5b_the_same_sets_trained_faster_or_longer_are_more_accurate(ret
 def test_chapter_5b_gal_et_al_s_schedule_is_weakest_at_small_sizes(retrained):
     small = retrained.loc[:240]
     assert (small.idxmin(axis=1) == "gal: 50 epochs, constant").all()
+
+
+def test_chapter_9_seed_0_retrained_reaches_90_percent_120_and_160_labels_sooner(retrained):
+    from dpe_tutorial.studies import intervals
+
+    def labels_to_90(column):
+        return intervals.labels_to_reach(retrained.index, retrained[column], 0.90)
+
+    own = labels_to_90("the study's own run")
+    assert own == labels_to_90("study recipe, retrained")
+    assert own - labels_to_90("lr 3e-3") == 120
+    assert own - labels_to_90("1000 steps") == 160
