@@ -12,43 +12,29 @@ is the CIFAR-10 JPEG copy named by --data (default: $DPE_DATA, else
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-
+from dpe_tutorial.running import study_cli
 from dpe_tutorial.studies import active_learning_study as study
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument(
-        "--data", default=os.environ.get("DPE_DATA", "../shared/data/cifar10-jpeg.zip")
-    )
-    parser.add_argument(
-        "--trials", type=int, nargs="+", default=list(range(study.TRIALS)), help="trial indices"
-    )
+    parser = study_cli.study_parser(__doc__)
+    study_cli.add_data(parser, "DPE_DATA", "../shared/data/cifar10-jpeg.zip")
+    study_cli.add_trials(parser, list(range(study.TRIALS)), "trial indices")
     parser.add_argument("--methods", nargs="+", help=f"any of: {'; '.join(study.METHODS)}")
-    parser.add_argument("--verbose", action="store_true", help="progress bars")
-    parser.add_argument(
-        "--report", action="store_true", help="print the tables (Markdown) and stop"
-    )
+    study_cli.add_verbose(parser)
     args = parser.parse_args()
-    try:
-        if args.report:
-            print(study.report(study.load_results(args.out)))
-            return 0
-        study.run_study(
+    return study_cli.run_or_report(
+        "active_learning_study",
+        args,
+        lambda out: study.report(study.load_results(out)),
+        lambda: study.run_study(
             args.out,
             trials=args.trials,
             methods=args.methods,
             quiet=not args.verbose,
             data_path=args.data,
-        )
-    except ValueError as error:
-        print(f"active_learning_study: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        ),
+    )
 
 
 if __name__ == "__main__":

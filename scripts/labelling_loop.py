@@ -12,20 +12,16 @@ runs every arm's loop of queries on them; a rerun skips the loops already in
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 
 from dpe_tutorial.labelling import loop_study as study
 from dpe_tutorial.labelling import simulated_loop as loop
+from dpe_tutorial.running import study_cli
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument(
-        "--data", default=os.environ.get("DPE_MNIST", "../shared/data/mnist-png.zip")
-    )
+    parser = study_cli.study_parser(__doc__)
+    study_cli.add_data(parser, "DPE_MNIST", "../shared/data/mnist-png.zip")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(study.SEEDS))
     parser.add_argument("--arms", nargs="+", default=list(loop.ARMS), help=", ".join(loop.ARMS))
     defaults = loop.LoopSizes()
@@ -35,18 +31,13 @@ def main() -> int:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a query config field"
     )
-    parser.add_argument("--report", action="store_true", help="print the tables (Markdown)")
     args = parser.parse_args()
-    try:
-        if args.report:
-            print(study.report(args.out), end="")
-            return 0
+
+    def run() -> None:  # the sizes are checked inside, so a bad one is a one-line error
         sizes = loop.LoopSizes(pool=args.pool, held_out=args.held_out, rounds=args.rounds)
         study.run(args.out, args.data, args.seeds, args.arms, sizes, args.set)
-    except ValueError as error:
-        print(f"labelling_loop: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+    return study_cli.run_or_report("labelling_loop", args, study.report, run)
 
 
 if __name__ == "__main__":

@@ -12,47 +12,35 @@ from --data (default: $DPE_MNIST, else ../shared/data/mnist-png.zip).
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-
+from dpe_tutorial.running import study_cli
 from dpe_tutorial.studies import mnist_study as study
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument(
-        "--data", default=os.environ.get("DPE_MNIST", "../shared/data/mnist-png.zip")
-    )
-    parser.add_argument(
-        "--trials", type=int, nargs="+", default=list(range(study.TRIALS)), help="seed indices"
-    )
+    parser = study_cli.study_parser(__doc__)
+    study_cli.add_data(parser, "DPE_MNIST", "../shared/data/mnist-png.zip")
+    study_cli.add_trials(parser, list(range(study.TRIALS)), "seed indices")
     parser.add_argument("--arms", nargs="+", help=f"any of: {'; '.join(study.ARMS)}")
     parser.add_argument(
         "--reproduction",
         action="store_true",
         help="the reproduction follow-up's arms (MC dropout, 10 labels a round, lr 3e-3)",
     )
-    parser.add_argument("--verbose", action="store_true", help="progress bars")
-    parser.add_argument("--report", action="store_true", help="print the tables and stop")
+    study_cli.add_verbose(parser)
     args = parser.parse_args()
-    try:
-        if args.report:
-            print(study.report(study.load_results(args.out)))
-            return 0
-        study.run_study(
+    return study_cli.run_or_report(
+        "mnist_study",
+        args,
+        lambda out: study.report(study.load_results(out)),
+        lambda: study.run_study(
             args.out,
             args.data,
             trials=args.trials,
             arms=args.arms,
             quiet=not args.verbose,
             reproduction=args.reproduction,
-        )
-    except ValueError as error:
-        print(f"mnist_study: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        ),
+    )
 
 
 if __name__ == "__main__":

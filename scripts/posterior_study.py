@@ -11,32 +11,27 @@ already in --out. The protocol is pre-registered in results/posterior-study/READ
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from dpe_tutorial.running import study_cli
 from dpe_tutorial.studies import posterior_study as study
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
+    parser = study_cli.study_parser(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(study.SIZES))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(study.SEEDS))
     parser.add_argument("--methods", nargs="+", help="a subset of the compared methods")
-    parser.add_argument("--report", action="store_true", help="print the tables (Markdown)")
     for name in ("chains", "warmup", "samples"):
         parser.add_argument(f"--{name}", type=int, default=study.SAMPLER[name])
     args = parser.parse_args()
     sampler = {name: getattr(args, name) for name in ("chains", "warmup", "samples")}
-    try:
-        if args.report:
-            print(study.report(args.out), end="")
-            return 0
-        study.run(args.out, args.sizes, args.seeds, args.methods, sampler)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return study_cli.run_or_report(
+        "posterior_study",
+        args,
+        study.report,
+        lambda: study.run(args.out, args.sizes, args.seeds, args.methods, sampler),
+    )
 
 
 if __name__ == "__main__":

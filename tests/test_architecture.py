@@ -30,6 +30,7 @@ KERAS_FREE = (
     "running.provenance",
     "running.results",
     "running.results_folder",
+    "running.study_cli",
     "studies.intervals",
     "studies.posterior_comparison",
     "cli",

@@ -153,7 +153,7 @@ def test_study_cli_refuses_an_unknown_method_in_one_line(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"error: unknown method 'x'; the methods are: {'; '.join(pc.methods())}"
+        f"posterior_study: error: unknown method 'x'; the methods are: {'; '.join(pc.methods())}"
     ]
     assert not any(tmp_path.iterdir())  # nothing written
 
