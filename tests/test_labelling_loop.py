@@ -28,7 +28,7 @@ def fake_mnist(path, per_digit=(6, 3)):
 
 def test_folders_hide_the_class_and_keep_the_truth(tmp_path):
     archive = fake_mnist(tmp_path / "mnist.zip")
-    sizes = simulated_loop.LoopSizes(pool=40, held_out=20)
+    sizes = simulated_loop.LoopSizes(pool=40, held_out=20, rounds=1)
     truth = simulated_loop.write_mnist_folders(archive, tmp_path / "work", sizes, seed=3)
     pool = sorted(p.name for p in (tmp_path / "work" / "pool").iterdir())
     assert pool == sorted(truth["pool"]) and len(pool) == 40
@@ -103,7 +103,7 @@ def test_a_rerun_with_other_sizes_is_refused_and_nothing_is_lost(tmp_path):
     archive = fake_mnist(tmp_path / "mnist.zip")
     folder = tmp_path / "study"
     (folder / "runs").mkdir(parents=True)
-    sizes = simulated_loop.LoopSizes(pool=40, held_out=20)
+    sizes = simulated_loop.LoopSizes(pool=40, held_out=20, rounds=1)
     loop_study._check_study(folder, sizes, ["members=4"])
     done = rows_of({"random": [[0.5, 0.6]]})
     done.to_csv(folder / "runs" / "random-seed-0.csv", index=False)
@@ -115,6 +115,16 @@ def test_a_rerun_with_other_sizes_is_refused_and_nothing_is_lost(tmp_path):
     assert loop_study.run(folder, archive, [0], ["random"], sizes, ["members=4"]) == 0
     assert json.loads(before)["overrides"] == ["members=4"]
     assert "random" in loop_study.report(folder)
+
+
+def test_sizes_no_pool_can_supply_are_refused_in_words():
+    with pytest.raises(
+        ValueError, match=r"a pool of 40 digits cannot supply 100 labels \(20 first"
+    ):
+        simulated_loop.LoopSizes(pool=40)
+    with pytest.raises(ValueError, match="held out must be at least 1, got 0"):
+        simulated_loop.LoopSizes(held_out=0)
+    assert simulated_loop.LoopSizes(pool=100).sizes() == [20, 40, 60, 80, 100]
 
 
 def test_unknown_arms_and_missing_archives_are_refused(tmp_path):
@@ -159,7 +169,7 @@ def test_pairs_are_the_seeds_both_arms_finished_and_none_is_said_plainly():
 
 def test_a_study_refuses_overrides_the_arms_set_before_writing_anything(tmp_path):
     archive = fake_mnist(tmp_path / "mnist.zip")
-    sizes = simulated_loop.LoopSizes(pool=40, held_out=20)
+    sizes = simulated_loop.LoopSizes(pool=40, held_out=20, rounds=1)
     with pytest.raises(ValueError, match="--set selection=top_k: the arms set selection"):
         loop_study.run(tmp_path / "s", archive, sizes=sizes, overrides=["selection=top_k"])
     with pytest.raises(ValueError, match="membres"):  # a misspelt field
@@ -171,7 +181,7 @@ def test_a_study_refuses_overrides_the_arms_set_before_writing_anything(tmp_path
 
 def test_the_loop_refuses_a_folder_that_already_holds_digits(tmp_path):
     archive = fake_mnist(tmp_path / "mnist.zip")
-    sizes = simulated_loop.LoopSizes(pool=40, held_out=20)
+    sizes = simulated_loop.LoopSizes(pool=40, held_out=20, rounds=1)
     simulated_loop.write_mnist_folders(archive, tmp_path / "work", sizes, seed=0)
     with pytest.raises(ValueError, match=r"pool is not empty: give a new folder"):
         simulated_loop.write_mnist_folders(archive, tmp_path / "work", sizes, seed=1)

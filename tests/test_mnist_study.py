@@ -27,6 +27,13 @@ def test_every_arm_is_a_valid_config_with_its_own_folder():
         study.arm_of({**configs["DPE, BALD"].to_dict(), "members": 5})
 
 
+def test_an_unknown_arm_is_refused_before_anything_is_written(tmp_path):
+    # arm names hold commas, so the list of arms is joined with semicolons
+    with pytest.raises(ValueError, match="unknown arm 'DPE'; the arms are: MC dropout, BALD; "):
+        study.run_study(tmp_path / "out", str(tmp_path / "mnist.zip"), arms=["DPE"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_ensembles_run_three_seeds_and_mc_dropout_five(tmp_path, monkeypatch):
     # deviation 1 of the study's README: the budget cut the ensembles to seeds 0, 1, 2
     assert [study.planned_trials(arm) for arm in study.ARMS] == [5, 5, 3, 3, 3, 3, 3, 5, 3, 3]

@@ -64,6 +64,19 @@ class LoopSizes:
     k: int = 20  # suggestions labelled a round
     rounds: int = 4  # rounds of labelling; the query after the last is measured only
 
+    def __post_init__(self) -> None:
+        # refused here, before a study folder records the sizes
+        for name in ("held_out", "first_per_class", "k", "rounds"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}"
+                )
+        if self.pool < self.sizes()[-1]:
+            raise ValueError(
+                f"a pool of {self.pool} digits cannot supply {self.sizes()[-1]} labels "
+                f"({10 * self.first_per_class} first, then {self.rounds} rounds of {self.k})"
+            )
+
     def sizes(self) -> list[int]:
         first = 10 * self.first_per_class
         return [first + self.k * r for r in range(self.rounds + 1)]

@@ -145,7 +145,7 @@ def run_study(
     chosen = configs(data_path, reproduction)
     unknown = [arm for arm in arms or [] if arm not in chosen]
     if unknown:
-        raise ValueError(f"unknown arm {unknown[0]!r}; the arms are {', '.join(chosen)}")
+        raise ValueError(f"unknown arm {unknown[0]!r}; the arms are: {'; '.join(chosen)}")
     from ..running.experiment import (
         run_experiment,  # the backend starts only once the input is good
     )
