@@ -73,6 +73,14 @@ def test_direction_reads_an_interval_in_the_metric_s_own_direction():
     assert intervals.direction(intervals.mean_interval([0.5])) == "undecided"  # one pair
 
 
+def test_a_table_shows_a_reading_only_where_there_is_an_interval():
+    above = intervals.mean_interval([0.02, 0.03, 0.025])
+    assert intervals.shows(above) == "better"
+    assert intervals.shows(above, lower_is_better=True) == "worse"
+    assert intervals.shows(intervals.mean_interval([0.02, -0.01, 0.03])) == "holds zero"
+    assert intervals.shows(intervals.mean_interval([0.5])) == "no interval (one pair)"
+
+
 def test_pairs_are_described_with_their_interval_and_signs_never_more():
     # all three pairs above zero, but too scattered for the interval to exclude it
     text = intervals.describe_pairs([0.01, 0.03, 0.02])

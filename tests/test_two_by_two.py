@@ -130,3 +130,11 @@ def test_a_trial_still_running_in_one_cell_is_left_out_of_every_contrast(full):
     # no trial finished in every cell: nothing is read
     first = running[running["trial"] == 2]
     assert not two_by_two.complete(first)
+
+
+def test_one_finished_trial_is_shown_without_a_reading(full):
+    one = full[full["trial"] == 0]
+    contrasts = two_by_two.contrast_table(one)
+    # one pair has no interval: it neither holds zero nor excludes it
+    assert set(contrasts["shows"]) == {"no interval (one pair)"}
+    assert "(one seed: no interval)" in two_by_two.reading(one)

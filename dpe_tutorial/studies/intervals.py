@@ -121,6 +121,15 @@ def direction(interval: Interval, lower_is_better: bool = False) -> str:
     return "better" if (interval.mean < 0) == lower_is_better else "worse"
 
 
+def shows(interval: Interval, lower_is_better: bool = False) -> str:
+    """What a table's "shows" column says of ``interval``: ``better``, ``worse``,
+    ``holds zero``, or ``no interval (one pair)`` (one pair holds nothing either)."""
+    if interval.n < 2:
+        return "no interval (one pair)"
+    found = direction(interval, lower_is_better)
+    return "holds zero" if found == "undecided" else found
+
+
 def sign_count(differences) -> str:
     """How often the method was above the baseline: ``higher in all 3 pairs``, ``lower in 2 of 3``.
 

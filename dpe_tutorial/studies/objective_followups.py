@@ -72,13 +72,12 @@ def _two_ensembles(results, trials=None):
 
 def _row(label: str, metric: str, differences) -> dict:
     interval = intervals.mean_interval(differences)
-    shows = intervals.direction(interval, _lower_is_better(metric))
     return {
         "trials": label,
         "metric": NAMES.get(metric, metric),
         "per pair": ", ".join(f"{d:+.3f}" for d in differences),
         "mean [95 % interval]": interval.text(),
-        "shows": "holds zero" if shows == "undecided" else shows,
+        "shows": intervals.shows(interval, _lower_is_better(metric)),
     }
 
 
@@ -89,8 +88,8 @@ def confirmatory_table(main, confirm, metrics=CONFIRMATORY_METRICS, every_metric
     the secondary accuracy, ECE and Brier score); ``every_metric`` (default:
     every metric of the study both tables have) on all five pairs.
 
-    ``shows`` is what the interval says for DPE (``better``, ``worse``,
-    ``holds zero``). ValueError when ``confirm`` lacks a pair of
+    ``shows`` is what the interval says for DPE (:func:`intervals.shows`).
+    ValueError when ``confirm`` lacks a pair of
     :data:`CONFIRMATORY_TRIALS`.
     """
     import pandas as pd

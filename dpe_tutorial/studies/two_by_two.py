@@ -107,8 +107,9 @@ def contrast_table(results, metrics=METRICS):
 
     Columns: the value of each trial, the mean with its 95 % t interval and
     what the interval shows for the *first-named* cell (``better``,
-    ``worse``, ``holds zero``); for the interaction, ``better`` means DPE's
-    lead is larger under entropy acquisition. ValueError while a cell of the
+    ``worse``, ``holds zero``, or ``no interval (one pair)``); for the
+    interaction, ``better`` means DPE's lead is larger under entropy
+    acquisition. ValueError while a cell of the
     2x2 has no result.
     """
     import pandas as pd
@@ -124,7 +125,6 @@ def contrast_table(results, metrics=METRICS):
             for curve in (False, True):
                 values = contrast_values(results, name, metric, curve)
                 interval = intervals.mean_interval(values.to_numpy())
-                shows = intervals.direction(interval, metric in LOWER_IS_BETTER)
                 rows.append(
                     {
                         "contrast": name,
@@ -132,7 +132,7 @@ def contrast_table(results, metrics=METRICS):
                         "read at": "whole curve" if curve else "last round",
                         "per trial": ", ".join(f"{v:+.3f}" for v in values),
                         "mean [95 % interval]": interval.text(),
-                        "shows": "holds zero" if shows == "undecided" else shows,
+                        "shows": intervals.shows(interval, metric in LOWER_IS_BETTER),
                     }
                 )
     return pd.DataFrame(rows).set_index(["contrast", "metric", "read at"])
