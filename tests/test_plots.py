@@ -277,6 +277,20 @@ def test_repeated_methods_are_told_apart(tmp_path, dpe):
     assert list(labels) == [f"{DPE} — digits, cpu:0 [dpe]", f"{DPE} — digits, cpu:0 [again]"]
 
 
+def test_two_random_runs_are_named_by_what_they_train(tmp_path, random_run):
+    plain = write_run(tmp_path / "plain", "random", RANDOM_ACCURACY, acquisition="random", seed=2)
+    record = json.loads((plain / "config.json").read_text())
+    record["config"]["beta"] = 0.0
+    (plain / "config.json").write_text(json.dumps(record))
+    runs = [random_run, plots.load_run(plain)]
+    expected = ["DPE exclusive, beta=elbo (random)", "plain ensemble (random)"]
+    assert plots.run_labels(runs) == expected
+    # tables grouped by label keep the two apart (they were merged under "random")
+    gaps = round_figures.confidence_gaps(runs, TEST_LABELS)
+    assert list(gaps.index.get_level_values("method").unique()) == expected
+    assert plots.run_labels([random_run]) == ["random"]  # alone, the short label
+
+
 @pytest.mark.parametrize("metric", ["accuracy", "trial", "n_labeled", "method"])
 def test_unknown_metric_lists_the_valid_ones(dpe, metric):
     for call in (

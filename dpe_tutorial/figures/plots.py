@@ -94,7 +94,7 @@ def learning_curves(runs: Sequence[Run], metric: str = "ensemble_accuracy", ax=N
     _check_metric(runs, metric)
     figure, ax = figure_and_axes(ax, figsize=(6.4, 4.4))
     indices = palette.method_indices([run.config for run in runs])
-    for i, run, label in zip(indices, runs, _labels(runs), strict=True):
+    for i, run, label in zip(indices, runs, run_labels(runs), strict=True):
         table = _per_size(run, metric)
         style = {**palette.line_style(i), "color": palette.SERIES[i % len(palette.SERIES)]}
         (line,) = ax.plot(table.index, table["mean"], label=label, **style)
@@ -127,7 +127,7 @@ def summary_table(runs: Sequence[Run], metric: str = "ensemble_accuracy") -> pd.
     runs = as_runs(runs)
     _check_metric(runs, metric)
     parts = []
-    for run, label in zip(runs, _labels(runs), strict=True):
+    for run, label in zip(runs, run_labels(runs), strict=True):
         table = _per_size(run, metric).reset_index()
         table.insert(0, "method", label)
         parts.append(table[["method", "n_labeled", "mean", "std", "trials"]])
@@ -164,7 +164,7 @@ def labels_to_reach(
             baselines.setdefault(run.dataset, labels)
     return pd.DataFrame(
         {
-            "method": _labels(runs),
+            "method": run_labels(runs),
             "dataset": [run.dataset for run in runs],
             "labels": np.asarray(needed, dtype=np.float64),
             "labels_saved": [
@@ -253,14 +253,35 @@ def _per_size(run: Run, metric: str) -> pd.DataFrame:
     return table.sort_index()
 
 
-def _labels(runs: list[Run]) -> list[str]:
-    """Method names; with the dataset and device when methods repeat; then the folder."""
+def run_labels(runs: Sequence[Run]) -> list[str]:
+    """A label per run that tells them apart: the method; where methods repeat, with
+    what each trains (two runs of random acquisition: ``plain ensemble (random)``,
+    ``DPE paper, beta=elbo*0.1 (random)``), then the dataset and device; then the folder."""
+    runs = list(runs)
     labels = [run.method for run in runs]
+    if len(set(labels)) < len(labels):
+        repeated = {label for label in labels if labels.count(label) > 1}
+        labels = [
+            _with_model(run) if label in repeated else label
+            for run, label in zip(runs, labels, strict=True)
+        ]
     if len(set(labels)) < len(labels):
         labels = [_run_label(run) for run in runs]
     if len(set(labels)) < len(labels):
         labels = [f"{label} [{run.path.name}]" for label, run in zip(labels, runs, strict=True)]
     return labels
+
+
+def _with_model(run: Run) -> str:
+    from ..running.config import ExperimentConfig, model_label
+
+    try:
+        config = ExperimentConfig.from_dict(run.config)
+    except (TypeError, ValueError):  # a record of another version: keep its own label
+        return run.method
+    if run.method.startswith(model_label(config)):
+        return run.method
+    return f"{model_label(config)} ({run.method})"
 
 
 def _run_label(run: Run) -> str:

@@ -23,7 +23,7 @@ from ..method import checks, metrics
 from ..running.results import Run, load_round, saved_rounds
 from ..running.results_folder import record_file
 from . import palette
-from .plots import figure_and_axes
+from .plots import figure_and_axes, run_labels
 
 
 def reliability_diagram(
@@ -308,7 +308,7 @@ def confidence_gaps(runs: Sequence[Run], test_labels):
     if not runs:
         raise ValueError("runs is empty: nothing to compare")
     rows = []
-    for run in runs:
+    for run, label in zip(runs, run_labels(runs), strict=True):
         rounds = len(run.record["schedule_sizes"])
         for trial in sorted(set(run.results["trial"])):
             saved = saved_rounds(run, trial)
@@ -323,7 +323,7 @@ def confidence_gaps(runs: Sequence[Run], test_labels):
             confidence = float(np.mean(probs.max(axis=1)))
             rows.append(
                 {
-                    "method": run.method,
+                    "method": label,
                     "trial": int(trial),
                     "labels": len(arrays["labelled"]),
                     "accuracy": accuracy,

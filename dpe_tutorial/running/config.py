@@ -380,21 +380,31 @@ def _method(config: ExperimentConfig, folder: bool) -> str:
     beta) and the acquisition score; the label calls random acquisition just
     "random", whatever it trains.
     """
-    if config.passes > 1 and config.members == 1:
-        model = "mc-dropout" if folder else "MC dropout"
-    elif config.beta == 0:
-        # the folder keeps its old name, so that committed runs still resume
-        model = "ensemble" if folder else "plain ensemble"
-    elif folder:
-        model = f"dpe-{config.kl_form}-{beta_label(config.beta).replace('*', '-x')}"
-    else:
-        model = f"DPE {config.kl_form}, beta={beta_label(config.beta)}"
+    model = _model(config, folder)
     power = config.selection == "power" and config.acquisition != "random"
     if folder:
         return f"{model}-{config.acquisition}" + ("-power" if power else "")
     if config.acquisition == "random":
         return "random"
     return f"{model} ({config.acquisition}{', power' if power else ''})"
+
+
+def model_label(config: ExperimentConfig) -> str:
+    """What a run trains, for labels: ``MC dropout``, ``plain ensemble`` or
+    ``DPE paper, beta=elbo*0.1`` (tells apart runs that :attr:`ExperimentConfig.method`
+    calls just "random")."""
+    return _model(config, folder=False)
+
+
+def _model(config: ExperimentConfig, folder: bool) -> str:
+    if config.passes > 1 and config.members == 1:
+        return "mc-dropout" if folder else "MC dropout"
+    if config.beta == 0:
+        # the folder keeps its old name, so that committed runs still resume
+        return "ensemble" if folder else "plain ensemble"
+    if folder:
+        return f"dpe-{config.kl_form}-{beta_label(config.beta).replace('*', '-x')}"
+    return f"DPE {config.kl_form}, beta={beta_label(config.beta)}"
 
 
 def schedule_sizes(config: ExperimentConfig) -> list[int]:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..figures.plots import run_labels
 from ..running.results import Run, load_round, saved_rounds
 
 # CIFAR-10's four vehicle classes, the group BALD's picks favour in the CPU study
@@ -38,14 +39,14 @@ def last_round_shares(runs: Sequence[Run], pool_labels, class_names: Sequence[st
     pool_share = pool_counts / pool_counts.sum()
     rows = [{"method": "pool", "trial": -1, **dict(zip(class_names, pool_share, strict=True))}]
     rows[0].update(labels=int(pool_counts.sum()), chi2_p=float("nan"))
-    for run in runs:
+    for run, label in zip(runs, run_labels(runs), strict=True):
         for trial in sorted(set(run.results["trial"])):
             labelled = load_round(run, trial, saved_rounds(run, trial)[-1])["labelled"]
             counts = np.bincount(pool_labels[labelled], minlength=n_classes)
             test = stats.chisquare(counts, pool_share * counts.sum())
             rows.append(
                 {
-                    "method": run.method,
+                    "method": label,
                     "trial": int(trial),
                     **dict(zip(class_names, counts / counts.sum(), strict=True)),
                     "labels": int(counts.sum()),
