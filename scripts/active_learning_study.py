@@ -14,6 +14,13 @@ from __future__ import annotations
 
 from dpe_tutorial.running import study_cli
 from dpe_tutorial.studies import active_learning_study as study
+from dpe_tutorial.studies import two_by_two
+
+
+def report(out: str) -> str:
+    """The study's tables, then its 2x2 (a module of its own, which reads this study's)."""
+    results = study.load_results(out)
+    return f"{study.report(results)}\n\n{two_by_two.report(results)}"
 
 
 def main() -> int:
@@ -26,7 +33,7 @@ def main() -> int:
     return study_cli.run_or_report(
         "active_learning_study",
         args,
-        lambda out: study.report(study.load_results(out)),
+        report,
         lambda: study.run_study(
             args.out,
             trials=args.trials,

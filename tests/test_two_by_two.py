@@ -138,3 +138,14 @@ def test_one_finished_trial_is_shown_without_a_reading(full):
     # one pair has no interval: it neither holds zero nor excludes it
     assert set(contrasts["shows"]) == {"no interval (one pair)"}
     assert "(one seed: no interval)" in two_by_two.reading(one)
+
+
+def test_the_report_holds_the_cells_contrasts_and_machine_noise(full):
+    text = two_by_two.report(full)
+    assert text.startswith("The 2x2 (ensemble x acquisition):")
+    assert "(c) interaction" in text and "18 comparisons" in text
+    assert "At round 1 the plain ensemble methods" in text
+    partial = full[full["method"] != "plain ensemble, random"]
+    assert two_by_two.report(partial) == (
+        "The 2x2 lacks a finished trial of plain ensemble, random."
+    )

@@ -209,3 +209,22 @@ def reading(results, metrics=METRICS) -> str:
     readings = count * len(metrics) * 2
     note = intervals.multiplicity_note(readings, trials or 0)
     return "\n\n".join([*sentences, note])
+
+
+def report(results) -> str:
+    """The 2x2 in Markdown for the study's ``--report``: the cells, the contrasts, their
+    reading and the machine noise of the plain ensemble's pairs; a line saying which cells
+    are missing until a trial of each is in."""
+    from .active_learning_study import describe_first_round, first_round_agreement
+
+    if not complete(results):
+        return f"The 2x2 lacks a finished trial of {', '.join(missing_cells(results))}."
+    plain = first_round_agreement(results, ensemble="plain ensemble")
+    parts = [
+        "The 2x2 (ensemble x acquisition):",
+        cell_table(results).to_markdown(),
+        contrast_table(results).to_markdown(),
+        reading(results),
+        describe_first_round(plain, "plain ensemble"),
+    ]
+    return "\n\n".join(parts)
