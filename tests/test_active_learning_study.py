@@ -324,40 +324,6 @@ def test_a_comparison_still_running_is_read_at_the_last_round_both_methods_reach
     assert "minus DPE, random (1 paired trial): at 500 labels +0.000" in early
 
 
-def test_the_last_round_is_set_beside_the_objective_study_s_random_labels(finished):
-    import pandas as pd
-
-    dpe = study.method_configs()["DPE, predictive entropy"]
-    row = {"width": dpe.width, "n_labeled": 1000, "nll": 1.5, "ece": 0.05}
-    objective = pd.DataFrame(
-        [
-            {**row, "form": "plain", "beta": "0", "ensemble_accuracy": 0.40},
-            {**row, "form": "plain", "beta": "0", "ensemble_accuracy": 0.42},
-            {**row, "form": dpe.kl_form, "beta": "elbo*0.1", "ensemble_accuracy": 0.43},
-            # another form, another width and another label count are left out
-            {**row, "form": "exclusive", "beta": "elbo*0.1", "ensemble_accuracy": 0.9},
-            {**row, "width": 99, "form": "plain", "beta": "0", "ensemble_accuracy": 0.9},
-            {**row, "n_labeled": 500, "form": "plain", "beta": "0", "ensemble_accuracy": 0.9},
-        ]
-    )
-    table = study.beside_random_labels(study.load_results(finished), objective)
-    assert table.columns.name == "1000 labels"
-    random_labels = "random labels (objective study)"
-    assert list(table.index) == [
-        "DPE, predictive entropy",
-        "DPE, random",
-        "plain ensemble, predictive entropy",
-        f"plain ensemble, {random_labels}",
-        f"DPE, {random_labels}",
-    ]
-    assert table.loc["DPE, random", "ensemble accuracy"] == "0.395 ± 0.021"
-    assert table.loc[f"plain ensemble, {random_labels}", "ensemble accuracy"] == "0.410 ± 0.014"
-    assert table.loc[f"DPE, {random_labels}", "ensemble accuracy"] == "0.430"
-    assert list(table["trials"]) == [2, 2, 2, 2, 1]
-    with pytest.raises(ValueError, match="no run of width 8 on 1000 labels"):
-        study.beside_random_labels(study.load_results(finished), objective.assign(width=99))
-
-
 def test_round_one_shows_whether_the_machine_moved_a_pair(tmp_path):
     configs = study.method_configs()
     same = [[0.36, 0.40], [0.375, 0.41], [0.35, 0.42]]

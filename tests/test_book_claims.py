@@ -99,6 +99,52 @@ def test_chapter_9_trial_1_is_the_only_pair_split_by_the_machine(active):
     assert first.loc[1, ENTROPY] == first.loc[1, BALD] != first.loc[1, RANDOM]
 
 
+def test_chapter_9_the_2x2(active):
+    from dpe_tutorial.studies import two_by_two
+
+    shows = two_by_two.contrast_table(active)["shows"]
+    a, b = "(a) plain random minus DPE random", "(b) plain entropy minus plain random"
+    # "under random acquisition DPE and the plain ensemble are level at 2,000 labels"
+    assert set(shows.loc[a].xs("last round", level="read at")) == {"holds zero"}
+    # "raised its NLL and ECE at the last round and over the curve"
+    for metric in ("NLL (nats)", "ECE"):
+        assert set(shows.loc[(b, metric)]) == {"worse"}
+    assert shows.loc[(b, "ensemble accuracy", "last round")] == "holds zero"
+    # "DPE's NLL lead over the plain ensemble was larger under entropy"
+    assert shows.loc[(two_by_two.INTERACTION, "NLL (nats)", "last round")] == "better"
+
+    def last_round(name):
+        return two_by_two.contrast_values(active, name, "ensemble_accuracy", curve=False)
+
+    # "DPE's accuracy higher in all three trials"; "lowered its accuracy in all three trials"
+    assert intervals.sign_count(last_round(a)) == "lower in all 3 pairs"
+    assert intervals.sign_count(last_round(b)) == "lower in all 3 pairs"
+    # "narrow intervals that exclude zero around differences of 0.004 to 0.006"
+    for name, metric in (
+        (a, "ensemble_accuracy"),
+        (a, "ece"),
+        (two_by_two.INTERACTION, "ensemble_accuracy"),
+    ):
+        curve = two_by_two.contrast_values(active, name, metric, curve=True)
+        assert 0.0035 <= abs(curve.mean()) <= 0.0065, (name, metric)
+
+
+def test_chapter_9_the_plain_ensemble_s_pairs_carry_machine_noise(active):
+    # "agrees exactly ... in trial 0 and differs by 0.004 and 0.006 in trials 1 and 2"
+    first = al_study.first_round_agreement(active, ensemble="plain ensemble")
+    assert first.loc[0, "spread"] == 0
+    assert first.loc[1, "spread"] == pytest.approx(0.004, abs=0.0005)
+    assert first.loc[2, "spread"] == pytest.approx(0.006, abs=0.0005)
+
+
+def test_chapter_9_entropy_acquisition_triples_the_ece_of_either_random(active):
+    last = active[active["n_labeled"] == active["n_labeled"].max()]
+    ece = last.groupby("method")["ece"].mean()
+    for entropy in (ENTROPY, PLAIN):
+        for random in (RANDOM, "plain ensemble, random"):
+            assert 2.5 <= ece[entropy] / ece[random] <= 3.5, (entropy, random)
+
+
 # -- "Is it a posterior?" (book/04b): the committed reference-posterior study ---------------
 
 POSTERIOR = ROOT / "results" / "posterior-study"

@@ -132,55 +132,6 @@ def compact_round_table(results, metrics=("ensemble_accuracy", "nll", "ece")):
     return pd.DataFrame(columns, index=index)
 
 
-def beside_random_labels(results, objective, metrics=("ensemble_accuracy", "nll", "ece")):
-    """Every method at this study's last round beside the objective study's plain ensemble
-    and DPE, trained on as many random labels.
-
-    This study has no plain ensemble with random acquisition. The objective
-    study (``objective``, a table of :func:`dpe_tutorial.studies.objective_study.load_results`)
-    trained one, and the same DPE, with the same protocol on that many random
-    labels: other draws, so its rows are context for the plain ensemble's
-    acquisition, not a paired comparison. ``mean ± std`` per metric and the
-    trials, a row per study and method; ValueError when the objective study
-    has no run of this study's width and last label count.
-    """
-    import pandas as pd
-
-    from ..running.config import beta_label
-    from .markdown import mean_and_spread
-    from .objective_study import SHORT_NAMES
-
-    labels = int(results["n_labeled"].max())
-    dpe = method_configs()["DPE, predictive entropy"]
-    last = results[results["n_labeled"] == labels]
-    same = objective[(objective["width"] == dpe.width) & (objective["n_labeled"] == labels)]
-    arms = {
-        "plain ensemble": same["form"] == "plain",
-        "DPE": (same["form"] == dpe.kl_form) & (same["beta"] == beta_label(dpe.beta)),
-    }
-    # one column of names keeps the table narrow enough for a page
-    ours = [(name, last[last["method"] == name]) for name in METHODS]
-    theirs = [
-        (f"{name}, random labels (objective study)", same[mask]) for name, mask in arms.items()
-    ]
-    theirs = [(name, rows) for name, rows in theirs if len(rows)]
-    if not theirs:
-        raise ValueError(
-            f"the objective study has no run of width {dpe.width} on {labels} labels "
-            "to set beside this study"
-        )
-    groups = [(name, rows) for name, rows in ours if len(rows)] + theirs
-    columns = {
-        SHORT_NAMES.get(metric, metric): [
-            mean_and_spread(rows[metric].mean(), rows[metric].std()) for _, rows in groups
-        ]
-        for metric in metrics
-    }
-    columns["trials"] = [len(rows) for _, rows in groups]
-    index = pd.Index([name for name, _ in groups], name="method")
-    return pd.DataFrame(columns, index=index).rename_axis(columns=f"{labels} labels")
-
-
 def paired_differences(results, method: str, baseline: str, metric: str = "ensemble_accuracy"):
     """``method`` minus ``baseline``, trial by trial, at every round (a paired comparison).
 
