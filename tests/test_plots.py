@@ -291,6 +291,21 @@ def test_two_random_runs_are_named_by_what_they_train(tmp_path, random_run):
     assert plots.run_labels([random_run]) == ["random"]  # alone, the short label
 
 
+def test_labels_saved_are_counted_against_random_picks_with_the_same_model(
+    tmp_path, dpe, random_run
+):
+    plain_accuracy = [[0.3, 0.4, 0.6], [0.3, 0.4, 0.6]]  # reaches 0.5 at 25 labels
+    plain = write_run(tmp_path / "plain", "random", plain_accuracy, acquisition="random", seed=2)
+    record = json.loads((plain / "config.json").read_text())
+    record["config"]["beta"] = 0.0
+    (plain / "config.json").write_text(json.dumps(record))
+    # the plain ensemble's random run comes first, so "the first random run" would be it
+    table = plots.labels_to_reach([plots.load_run(plain), dpe, random_run], target=0.5)
+    assert list(table["labels"]) == [25, 10, 10]
+    # DPE against DPE's random run (10 labels), the plain run against itself
+    assert list(table["labels_saved"]) == [0, 0, 0]
+
+
 @pytest.mark.parametrize("metric", ["accuracy", "trial", "n_labeled", "method"])
 def test_unknown_metric_lists_the_valid_ones(dpe, metric):
     for call in (

@@ -145,9 +145,10 @@ def labels_to_reach(
     from below, NLL, ECE and times from above.
 
     Columns: method, dataset, labels, labels_saved. ``labels_saved`` is what a
-    run saves against the run of method ``"random"`` on the same dataset (the
-    first one when there are several): NaN without one, or when either never
-    reaches the target.
+    run saves against the run of method ``"random"`` on the same dataset that
+    trains the same model (a plain ensemble against the plain ensemble's
+    random run), else the first random run there: NaN without one, or when
+    either never reaches the target.
     """
     runs = as_runs(runs)
     _check_metric(runs, metric)
@@ -158,18 +159,23 @@ def labels_to_reach(
     for run in runs:
         curve = _per_size(run, metric)["mean"]
         needed.append(_crossing(curve.index.to_numpy(float), curve.to_numpy(float), target, lower))
-    baselines = {}
+    baselines = {}  # (dataset, model) and (dataset, None): the random run's labels
     for run, labels in zip(runs, needed, strict=True):
         if run.method == "random":
-            baselines.setdefault(run.dataset, labels)
+            baselines.setdefault((run.dataset, _model(run)), labels)
+            baselines.setdefault((run.dataset, None), labels)
+
+    def baseline(run: Run) -> float:
+        same_model = baselines.get((run.dataset, _model(run)))
+        return baselines.get((run.dataset, None), math.nan) if same_model is None else same_model
+
     return pd.DataFrame(
         {
             "method": run_labels(runs),
             "dataset": [run.dataset for run in runs],
             "labels": np.asarray(needed, dtype=np.float64),
             "labels_saved": [
-                baselines.get(run.dataset, math.nan) - labels
-                for run, labels in zip(runs, needed, strict=True)
+                baseline(run) - labels for run, labels in zip(runs, needed, strict=True)
             ],
         }
     )
@@ -272,16 +278,22 @@ def run_labels(runs: Sequence[Run]) -> list[str]:
     return labels
 
 
-def _with_model(run: Run) -> str:
+def _model(run: Run) -> str | None:
+    """What the run trains (``plain ensemble``, ``DPE paper, beta=elbo*0.1``), or None for a
+    record this version cannot read as a config."""
     from ..running.config import ExperimentConfig, model_label
 
     try:
-        config = ExperimentConfig.from_dict(run.config)
-    except (TypeError, ValueError):  # a record of another version: keep its own label
+        return model_label(ExperimentConfig.from_dict(run.config))
+    except (TypeError, ValueError):
+        return None
+
+
+def _with_model(run: Run) -> str:
+    model = _model(run)
+    if model is None or run.method.startswith(model):
         return run.method
-    if run.method.startswith(model_label(config)):
-        return run.method
-    return f"{model_label(config)} ({run.method})"
+    return f"{model} ({run.method})"
 
 
 def _run_label(run: Run) -> str:
