@@ -114,7 +114,7 @@ def test_chapter_9_trial_1_is_the_only_pair_split_by_the_machine(active):
 def test_chapter_9_the_2x2(active):
     from dpe_tutorial.studies import two_by_two
 
-    shows = two_by_two.contrast_table(active)["shows"]
+    shows = two_by_two.contrast_table(active)["shows"].sort_index()
     a, b = "(a) plain random minus DPE random", "(b) plain entropy minus plain random"
     # "under random acquisition DPE and the plain ensemble are level at 2,000 labels"
     assert set(shows.loc[a].xs("last round", level="read at")) == {"holds zero"}
