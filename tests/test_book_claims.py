@@ -124,6 +124,8 @@ def test_chapter_9_the_2x2(active):
     assert shows.loc[(b, "ensemble accuracy", "last round")] == "holds zero"
     # "DPE's NLL lead over the plain ensemble was larger under entropy"
     assert shows.loc[(two_by_two.INTERACTION, "NLL (nats)", "last round")] == "better"
+    # "the interaction's accuracy interval at the last round holds zero too"
+    assert shows.loc[(two_by_two.INTERACTION, "ensemble accuracy", "last round")] == "holds zero"
 
     def last_round(name):
         return two_by_two.contrast_values(active, name, "ensemble_accuracy", curve=False)
