@@ -23,7 +23,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import intervals
-from .active_learning_study import curve_differences, paired_differences
+from .active_learning_study import (
+    curve_differences,
+    describe_first_round,
+    first_round_agreement,
+    paired_differences,
+)
 
 # (ensemble, acquisition) -> the study's method name
 CELLS = {
@@ -215,8 +220,6 @@ def report(results) -> str:
     """The 2x2 in Markdown for the study's ``--report``: the cells, the contrasts, their
     reading and the machine noise of the plain ensemble's pairs; a line saying which cells
     are missing until a trial of each is in."""
-    from .active_learning_study import describe_first_round, first_round_agreement
-
     if not complete(results):
         return f"The 2x2 lacks a finished trial of {', '.join(missing_cells(results))}."
     plain = first_round_agreement(results, ensemble="plain ensemble")
