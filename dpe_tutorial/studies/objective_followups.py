@@ -215,9 +215,14 @@ def training_length_table(main, long, metrics=LONG_METRICS):
     return frame.set_index(["comparison", "metric"])
 
 
+def _side(difference: float) -> str:
+    return "lower than" if difference < 0 else "higher than" if difference > 0 else "level with"
+
+
 def training_length_reading(main, long) -> str:
-    """The registered questions in sentences: still under-confident? does DPE's NLL gap keep
-    its sign? Says so while the runs have not finished."""
+    """The registered questions in sentences: still under-confident? do DPE's NLL and ECE
+    differences from the plain ensemble keep their sign? Says so while the runs have not
+    finished."""
     if not training_length_finished(long):
         return (
             "The training-length check (trials 0 and 1 at 30 epochs) has not finished yet: "
@@ -243,15 +248,26 @@ def training_length_reading(main, long) -> str:
         sentences.append(
             f"{name} at {LONG_EPOCHS} epochs is {side} (accuracy minus confidence {shown})."
         )
-    signs = []
-    for table in (short, long):
-        against = arm_against_plain(table, form, beta, ("nll",), width=WIDTH)
-        signs.append(np.asarray(against.loc["nll", "differences"], dtype=float))
-    kept = "keeps" if np.sign(signs[0].mean()) == np.sign(signs[1].mean()) else "does not keep"
-    sentences.append(
-        f"DPE's NLL difference from the plain ensemble {kept} its sign: "
-        f"{intervals.brief(signs[0], True)} at 10 epochs, "
-        f"{intervals.brief(signs[1], True)} at {LONG_EPOCHS} (two pairs each: t with one "
-        "degree of freedom, so the intervals say little)."
-    )
+    for metric, name in (("nll", "NLL"), ("ece", "ECE")):
+        differences = [
+            np.asarray(
+                arm_against_plain(table, form, beta, (metric,), width=WIDTH).loc[
+                    metric, "differences"
+                ],
+                dtype=float,
+            )
+            for table in (short, long)
+        ]
+        sides = [_side(d.mean()) for d in differences]
+        where = (
+            f"{sides[0]} the plain ensemble's at both lengths (the difference keeps its sign)"
+            if sides[0] == sides[1]
+            else f"{sides[0]} the plain ensemble's at 10 epochs and {sides[1]} it at "
+            f"{LONG_EPOCHS} (the difference does not keep its sign)"
+        )
+        sentences.append(
+            f"DPE's {name} is {where}: {intervals.brief(differences[0], True)} at 10 epochs, "
+            f"{intervals.brief(differences[1], True)} at {LONG_EPOCHS}."
+        )
+    sentences.append("Two pairs each: t with one degree of freedom, so the intervals say little.")
     return " ".join(sentences)
