@@ -64,6 +64,33 @@ def test_chapter_9_the_confirmatory_trials_do_not_meet_the_registered_test(objec
     assert all(value.startswith("-") for value in primary["per pair"].split(", "))
 
 
+def test_chapter_9_longer_training_keeps_dpe_s_nll_direction_but_not_its_ece(objective):
+    from dpe_tutorial.studies import objective_followups
+
+    long = objective_followups.load(ROOT / "results" / "objective-study-long")
+    assert objective_followups.training_length_finished(long)
+    table = objective_followups.training_length_table(
+        objective, long, ("ensemble_accuracy", "nll", "ece")
+    )
+
+    def pairs(comparison, metric):
+        return [float(v) for v in table.loc[(comparison, metric), "per pair"].split(", ")]
+
+    for name in ("plain ensemble", "DPE"):
+        # "accuracy up by 0.07 to 0.10 and NLL down by about 0.2 nats in all four pairs"
+        assert all(
+            0.065 <= v <= 0.105 for v in pairs(f"{name}: 30 minus 10 epochs", "ensemble accuracy")
+        )
+        assert all(-0.26 <= v <= -0.18 for v in pairs(f"{name}: 30 minus 10 epochs", "NLL (nats)"))
+    # DPE's NLL lower in both pairs at both lengths; its ECE lower at 10 epochs, higher at 30
+    assert all(v < 0 for v in pairs("DPE minus plain, 10 epochs", "NLL (nats)"))
+    assert all(v < 0 for v in pairs("at 30 epochs", "NLL (nats)"))
+    assert all(v < 0 for v in pairs("DPE minus plain, 10 epochs", "ECE"))
+    assert all(v > 0 for v in pairs("at 30 epochs", "ECE"))
+    for comparison in ("DPE minus plain, 10 epochs", "at 30 epochs"):
+        assert set(table.xs(comparison, level="comparison")["shows"]) == {"holds zero"}
+
+
 def test_chapter_9_width_16_a_quarter_of_beta_is_worse_and_the_default_level(objective):
     quarter = objective_study.arm_against_plain(
         objective, "paper", "elbo*0.025", ("ensemble_accuracy", "nll", "ece"), width=16
