@@ -248,16 +248,9 @@ def training_length_reading(main, long) -> str:
         sentences.append(
             f"{name} at {LONG_EPOCHS} epochs is {side} (accuracy minus confidence {shown})."
         )
+    against = [arm_against_plain(t, form, beta, ("nll", "ece"), width=WIDTH) for t in (short, long)]
     for metric, name in (("nll", "NLL"), ("ece", "ECE")):
-        differences = [
-            np.asarray(
-                arm_against_plain(table, form, beta, (metric,), width=WIDTH).loc[
-                    metric, "differences"
-                ],
-                dtype=float,
-            )
-            for table in (short, long)
-        ]
+        differences = [np.asarray(a.loc[metric, "differences"], dtype=float) for a in against]
         sides = [_side(d.mean()) for d in differences]
         where = (
             f"{sides[0]} the plain ensemble's at both lengths (the difference keeps its sign)"
