@@ -27,6 +27,8 @@ EXPERIMENT_PARAMETERS = {
     "members",
     "width",
     "epochs",
+    "train_subset",
+    "test_subset",
     "acquisition",
     "beta",
     "kl_form",
@@ -212,7 +214,10 @@ def test_make_reproduce_takes_a_data_path_relative_to_where_make_runs(tmp_path):
     """The README's tiny reproduce: papermill runs in book/, the path was typed in the root."""
     if not (ROOT.parent / "shared" / "data" / "cifar10-jpeg.zip").is_file():
         pytest.skip("the shared CIFAR-10 copy is absent")
-    tiny = "-p budget 40 -p rounds 2 -p members 4 -p width 2 -p epochs 1 -p baselines False"
+    tiny = (
+        "-p budget 40 -p rounds 2 -p members 4 -p width 2 -p epochs 1 -p baselines False "
+        "-p train_subset 2000 -p test_subset 500"
+    )
     done = subprocess.run(
         ["make", "reproduce", "DPE_DATA=../shared/data/cifar10-jpeg.zip",
          f"REPRODUCE_DIR={tmp_path}", f"REPRODUCE_ARGS={tiny}"],
