@@ -27,14 +27,15 @@ def main() -> int:
     defaults = loop.LoopSizes()
     parser.add_argument("--pool", type=int, default=defaults.pool, help="pool digits")
     parser.add_argument("--held-out", type=int, default=defaults.held_out, help="held-out digits")
-    parser.add_argument("--rounds", type=int, default=defaults.rounds, help="rounds of 20 labels")
+    parser.add_argument("--rounds", type=int, default=defaults.rounds, help="rounds of labelling")
+    parser.add_argument("--k", type=int, default=defaults.k, help="labels acquired a round")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a query config field"
     )
     args = parser.parse_args()
 
     def run() -> None:  # the sizes are checked inside, so a bad one is a one-line error
-        sizes = loop.LoopSizes(pool=args.pool, held_out=args.held_out, rounds=args.rounds)
+        sizes = loop.LoopSizes(pool=args.pool, held_out=args.held_out, rounds=args.rounds, k=args.k)
         study.run(args.out, args.data, args.seeds, args.arms, sizes, args.set)
 
     return study_cli.run_or_report("labelling_loop", args, study.report, run)

@@ -199,7 +199,7 @@ def paired_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def diversity_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Different digits in an acquired batch of 20, per arm: mean over rounds, then over the
+    """Different digits in an acquired batch, per arm: mean over rounds, then over the
     seeds every arm has finished."""
     seeds = per_seed(complete_seeds(rows))
     table = {}
@@ -265,7 +265,7 @@ def report(folder) -> str:
         "## Paired differences over seeds (method - baseline)",
         paired.to_markdown(index=False),
         intervals.multiplicity_note(len(paired) * len(METRICS), pairs),
-        "## Different digits in an acquired batch of 20",
+        "## Different digits in an acquired batch",
         diversity_table(rows).to_markdown(),
     ]
     return "\n\n".join(parts) + "\n"
