@@ -328,11 +328,12 @@ def test_the_cifar10_smoke_preset_runs_on_the_shared_copy(tmp_path, monkeypatch)
         pytest.skip(f"no shared CIFAR-10 copy at {SHARED_CIFAR10}")
     monkeypatch.setenv("DPE_DATA", str(SHARED_CIFAR10))
     monkeypatch.setenv("DPE_CACHE", str(tmp_path / "cache"))
-    # two of its four rounds: every round compiles and trains fresh members, most of this
-    # test's cost; the last round (1,000 labels, 10 epochs) and the members are the preset's
-    config = experiment.preset("cifar10-smoke").with_overrides(["schedule=linear-2"])
+    # the preset's last round alone (1,000 labels, 10 epochs, its members): every round trains
+    # fresh members, most of this test's cost; acquisition on the copy is the tiny `make
+    # reproduce` test's (tests/test_notebooks.py)
+    config = experiment.preset("cifar10-smoke").with_overrides(["schedule=linear-1"])
     table = experiment.run_experiment(config, tmp_path / "run", quiet=True)
-    assert list(table["n_labeled"]) == [500, 1000]
+    assert list(table["n_labeled"]) == [1000]
     record = json.loads((tmp_path / "run" / "config.json").read_text())
     assert record["dataset"]["provenance"].startswith("CIFAR-10 (JPEG copy)")
     assert (record["dataset"]["pool_size"], record["dataset"]["test_size"]) == (5000, 1000)
@@ -412,16 +413,24 @@ def test_too_few_optimizer_steps_are_named_with_the_way_out():
 
 @pytest.mark.parametrize(
     ("value", "state"),
-    [(None, "default (on for x86 Linux)"), ("0", "off"), ("1", "on"), ("false", "off")],
+    [(None, "default"), ("0", "off"), ("1", "on"), ("false", "off")],
 )
 def test_the_onednn_state_is_read_from_the_environment(monkeypatch, value, state):
     from dpe_tutorial.running import provenance
 
     if value is None:
         monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+        found = provenance.onednn_state("tensorflow")
+        assert found in ("default: on for this CPU", "default: off for this CPU")
+        flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+        if flags and not any(
+            unit in flags for unit in ("avx512_vnni", "avx512_bf16", "amx", "avx_vnni")
+        ):
+            # TensorFlow leaves oneDNN off by default on such a CPU (an AMD EPYC with AVX2)
+            assert found == "default: off for this CPU"
     else:
         monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", value)
-    assert provenance.onednn_state("tensorflow") == state
+        assert provenance.onednn_state("tensorflow") == state
     assert provenance.onednn_state("jax") is None
 
 

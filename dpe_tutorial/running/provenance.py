@@ -154,15 +154,30 @@ def session_environment() -> dict:
 def onednn_state(backend: str) -> str | None:
     """TensorFlow's oneDNN custom operations as this process has them; None off TensorFlow.
 
-    TensorFlow turns them on by default on x86 Linux; ``TF_ENABLE_ONEDNN_OPTS``
-    set to 0 or 1 overrides that.
+    Without ``TF_ENABLE_ONEDNN_OPTS`` TensorFlow decides by the CPU: on x86 Linux it
+    turns them on where the CPU has units for neural networks (AVX-512 VNNI or BF16,
+    AMX), and leaves them off elsewhere (measured off on an AMD EPYC with AVX2 only);
+    the variable set to 0 or 1 overrides that.
     """
     if backend != "tensorflow":
         return None
     value = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
     if value is None:
-        return "default (on for x86 Linux)"
+        enabled = _tensorflow_onednn_enabled()
+        if enabled is None:
+            return "default (TensorFlow decides by the CPU)"
+        return f"default: {'on' if enabled else 'off'} for this CPU"
     return "off" if value.strip().lower() in ("0", "false") else "on"
+
+
+def _tensorflow_onednn_enabled() -> bool | None:
+    """What TensorFlow decided, asked through its (private) port module; None if it cannot say."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return None
 
 
 def keras_devices() -> list[str]:
