@@ -17,6 +17,15 @@ BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
 # (Gal et al.'s CNN in bfloat16: 410 to 440 images/s on an AMD EPYC with AVX-512 BF16, 12 on
 # one without AVX-512; README "Benchmarks")
 VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", *BFLOAT16_FLAGS)
+# the units for which TensorFlow turns its oneDNN operations on by itself (x86 Linux)
+ONEDNN_DEFAULT_FLAGS = (
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
 
 
 def _cpu_name() -> str:
@@ -151,33 +160,23 @@ def session_environment() -> dict:
     }
 
 
-def onednn_state(backend: str) -> str | None:
+def onednn_state(backend: str, cpuinfo: str | None = None) -> str | None:
     """TensorFlow's oneDNN custom operations as this process has them; None off TensorFlow.
 
-    Without ``TF_ENABLE_ONEDNN_OPTS`` TensorFlow decides by the CPU: on x86 Linux it
-    turns them on where the CPU has units for neural networks (AVX-512 VNNI or BF16,
-    AMX), and leaves them off elsewhere (measured off on an AMD EPYC with AVX2 only);
-    the variable set to 0 or 1 overrides that.
+    ``TF_ENABLE_ONEDNN_OPTS`` set to 0 or 1 decides. Without it TensorFlow decides by the
+    CPU: on x86 Linux it turns them on where the CPU has units for neural networks
+    (:data:`ONEDNN_DEFAULT_FLAGS`, as its 2.9 release notes say) and leaves them off
+    elsewhere (checked: off on an AMD EPYC with AVX2 only, on with the variable at 1).
     """
     if backend != "tensorflow":
         return None
     value = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-    if value is None:
-        enabled = _tensorflow_onednn_enabled()
-        if enabled is None:
-            return "default (TensorFlow decides by the CPU)"
-        return f"default: {'on' if enabled else 'off'} for this CPU"
-    return "off" if value.strip().lower() in ("0", "false") else "on"
-
-
-def _tensorflow_onednn_enabled() -> bool | None:
-    """What TensorFlow decided, asked through its (private) port module; None if it cannot say."""
-    try:
-        from tensorflow.python.util import _pywrap_util_port
-
-        return bool(_pywrap_util_port.IsMklEnabled())
-    except (ImportError, AttributeError):
-        return None
+    if value is not None:
+        return "off" if value.strip().lower() in ("0", "false") else "on"
+    if cpuinfo is None and (platform.system() != "Linux" or platform.machine() != "x86_64"):
+        return "default (TensorFlow decides by the CPU)"
+    units = cpu_units(ONEDNN_DEFAULT_FLAGS, cpuinfo)
+    return f"default: {'on' if units else 'off'} for this CPU"
 
 
 def keras_devices() -> list[str]:
