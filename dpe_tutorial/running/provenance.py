@@ -17,7 +17,9 @@ BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
 # (Gal et al.'s CNN in bfloat16: 410 to 440 images/s on an AMD EPYC with AVX-512 BF16, 12 on
 # one without AVX-512; README "Benchmarks")
 VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", *BFLOAT16_FLAGS)
-# the units for which TensorFlow turns its oneDNN operations on by itself (x86 Linux)
+# the units for which TensorFlow turns its oneDNN operations on by itself (x86 Linux): those its
+# 2.9 release notes name, and AVX-VNNI and AMX's other parts; checked against TensorFlow's own
+# answer only where tests run (tests/test_experiment.py)
 ONEDNN_DEFAULT_FLAGS = (
     "avx512_vnni",
     "avx512_bf16",
@@ -165,8 +167,8 @@ def onednn_state(backend: str, cpuinfo: str | None = None) -> str | None:
 
     ``TF_ENABLE_ONEDNN_OPTS`` set to 0 or 1 decides. Without it TensorFlow decides by the
     CPU: on x86 Linux it turns them on where the CPU has units for neural networks
-    (:data:`ONEDNN_DEFAULT_FLAGS`, as its 2.9 release notes say) and leaves them off
-    elsewhere (checked: off on an AMD EPYC with AVX2 only, on with the variable at 1).
+    (:data:`ONEDNN_DEFAULT_FLAGS`) and leaves them off elsewhere (checked: off on an AMD
+    EPYC with AVX2 only, on there with the variable at 1).
     """
     if backend != "tensorflow":
         return None
